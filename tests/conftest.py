@@ -1,0 +1,33 @@
+"""Shared fixtures: a seed, small generated images, and the optional ../shared material."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sk_animals.datasets import make_image_dataset
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture
+def seed():
+    """Seed numpy and torch; return the seed."""
+    np.random.seed(0)
+    torch.manual_seed(0)
+    return 0
+
+
+@pytest.fixture(scope="session")
+def shapes():
+    """A tiny learnable image set: 64 images of 32x32, 2 classes, string labels."""
+    return make_image_dataset(n_samples=64, n_classes=2, size=32, noise=0.05, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def shared():
+    """The ../shared folder, or skip when it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared is not present")
+    return SHARED

@@ -1,0 +1,299 @@
+import io
+import pickle
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sk_animals.preprocessing import ImageLoader, ImageLoadError, find_bad_images
+
+RED, BLUE = (220, 20, 20), (20, 20, 220)
+
+
+def _two_colour(w=40, h=20):
+    """Left half red, right half blue."""
+    a = np.empty((h, w, 3), np.uint8)
+    a[:, : w // 2], a[:, w // 2 :] = RED, BLUE
+    return Image.fromarray(a)
+
+
+def _png_header_only(width, height):
+    """A PNG that declares width x height pixels (a decompression bomb's header)."""
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 8))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture(scope="module")
+def odd_formats(tmp_path_factory):
+    """Files in awkward formats, each with the RGB colour it must load as (at 8x8)."""
+    d = tmp_path_factory.mktemp("odd")
+    cases = {}
+
+    def save(name, img, colour, **kw):
+        img.save(d / name, **kw)
+        cases[name] = colour
+
+    save("gray.jpg", Image.new("L", (30, 20), 100), (100, 100, 100))
+    pal = Image.new("P", (16, 16), 0)
+    pal.putpalette([10, 200, 30] + [0, 0, 0] * 255)
+    save("palette.png", pal, (10, 200, 30))
+    save("rgba.png", Image.new("RGBA", (16, 16), (0, 0, 0, 0)), (255, 255, 255))
+    save("half.png", Image.new("RGBA", (16, 16), (0, 0, 255, 128)), (127, 127, 255))
+    save("la.png", Image.new("LA", (16, 16), (0, 0)), (255, 255, 255))
+    save("cmyk.jpg", Image.new("CMYK", (16, 16), (0, 255, 255, 0)), (255, 0, 0))
+    save("sixteen.png", Image.fromarray(np.full((16, 16), 32896, np.uint16)), (128, 128, 128))
+    save("sixteen.tif", Image.fromarray(np.full((16, 16), 65535, np.uint16)), (255, 255, 255))
+    frames = [Image.new("RGB", (16, 16), c) for c in (RED, BLUE)]
+    frames[0].save(d / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    cases["anim.gif"] = RED
+    save("pic.webp", Image.new("RGB", (16, 16), BLUE), BLUE, lossless=True)
+    save("pic.bmp", Image.new("RGB", (16, 16), RED), RED)
+    Image.new("RGB", (16, 16), BLUE).save(d / "png_named.jpg", format="PNG")
+    cases["png_named.jpg"] = BLUE
+    return d, cases
+
+
+def test_odd_formats_load_to_rgb(odd_formats):
+    d, cases = odd_formats
+    X = ImageLoader(size=8).transform([d / name for name in cases])
+    assert X.dtype == np.uint8 and X.shape == (len(cases), 8, 8, 3) and X.flags.c_contiguous
+    for image, (name, colour) in zip(X, cases.items(), strict=True):
+        np.testing.assert_allclose(image.mean(axis=(0, 1)), colour, atol=6, err_msg=name)
+
+
+@pytest.mark.parametrize("orientation", [1, 6, 8])
+def test_exif_orientation_applied(tmp_path, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "rotated.jpg"
+    _two_colour(400, 200).save(path, exif=exif, quality=95)
+    X = ImageLoader(size=(40, 40)).transform([path])[0].astype(int)
+    if orientation == 1:  # as stored: red left
+        first, second = X[:, :15], X[:, 25:]
+    elif orientation == 6:  # rotate 90 clockwise to display: the left half goes on top
+        first, second = X[:15], X[25:]
+    else:  # 8: rotate 90 counter-clockwise: the left half goes to the bottom
+        first, second = X[25:], X[:15]
+    np.testing.assert_allclose(first.mean(axis=(0, 1)), RED, atol=12)
+    np.testing.assert_allclose(second.mean(axis=(0, 1)), BLUE, atol=12)
+
+
+def test_large_jpeg_uses_draft_and_matches_full_decode(tmp_path):
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (30, 45, 3), dtype=np.uint8)
+    big = Image.fromarray(small).resize((4500, 3000), Image.Resampling.BICUBIC)
+    path = tmp_path / "big.jpg"
+    big.save(path, quality=92)
+    X = ImageLoader(size=(60, 90)).transform([path])[0].astype(float)
+    reference = np.asarray(big.resize((90, 60), Image.Resampling.BILINEAR), float)
+    assert np.abs(X - reference).mean() < 4
+
+
+def test_mixed_inputs_and_sizes(tmp_path):
+    path = tmp_path / "a.png"
+    _two_colour().save(path)
+    items = [
+        str(path),
+        path,
+        path.read_bytes(),
+        _two_colour(),
+        np.asarray(_two_colour()),
+        np.zeros((5, 5), np.uint8),
+        np.zeros((5, 5, 4), np.uint8),
+    ]
+    X = ImageLoader(size=(10, 20)).transform(np.asarray(items, dtype=object))
+    assert X.shape == (7, 10, 20, 3)
+    for i in range(5):
+        np.testing.assert_array_equal(X[i], X[0])
+    np.testing.assert_array_equal(X[5], 0)
+    np.testing.assert_array_equal(X[6], 255)  # fully transparent -> white
+
+
+def test_resize_policies():
+    img = _two_colour(40, 20)  # wide: red | blue
+    crop = ImageLoader(size=20, resize="crop").transform([img])[0].astype(int)
+    pad = ImageLoader(size=20, resize="pad").transform([img])[0].astype(int)
+    stretch = ImageLoader(size=20).transform([img])[0].astype(int)
+    assert (crop[:, 2] == RED).all() and (crop[:, -2] == BLUE).all()  # centre square
+    assert (pad[0] == 255).all() and (pad[-1] == 255).all()  # letterbox bars on top/bottom
+    assert (pad[10, 2] == RED).all() and (stretch[0, 2] == RED).all()
+
+
+def test_user_pil_image_is_not_closed():
+    img = _two_colour()
+    ImageLoader(size=8).transform([img])
+    assert img.getpixel((0, 0)) == RED
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    good = tmp_path / "good.png"
+    _two_colour().save(good)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    data = io.BytesIO()
+    _two_colour(400, 400).save(data, format="JPEG")
+    (tmp_path / "truncated.jpg").write_bytes(data.getvalue()[: len(data.getvalue()) // 2])
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4)
+    (tmp_path / "notes.jpg").write_text("not an image at all")
+    (tmp_path / "drawing.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    (tmp_path / "bomb.png").write_bytes(_png_header_only(20000, 20000))
+    (tmp_path / "folder.jpg").mkdir()
+    bad = [
+        "missing.jpg",
+        "empty.jpg",
+        "truncated.jpg",
+        "corrupt.jpg",
+        "notes.jpg",
+        "drawing.svg",
+        "bomb.png",
+        "folder.jpg",
+    ]
+    return good, [tmp_path / name for name in bad]
+
+
+def test_bad_inputs_raise_one_error_naming_all(bad_files):
+    good, bad = bad_files
+    with pytest.raises(ImageLoadError) as info:
+        ImageLoader(size=16, n_jobs=2).transform([good, *bad])
+    err = info.value
+    assert isinstance(err, ValueError)
+    assert [i for i, _, _ in err.errors] == list(range(1, 9))
+    for path in bad:
+        assert str(path) in str(err)
+    reasons = {name.rsplit("/", 1)[-1]: reason for _, name, reason in err.errors}
+    assert "FileNotFoundError" in reasons["missing.jpg"]
+    assert "truncated" in reasons["truncated.jpg"]
+    assert "decompression bomb" in reasons["bomb.png"]
+    assert "folder" in reasons["folder.jpg"]
+    assert "good.png" not in str(err)
+    assert pickle.loads(pickle.dumps(err)).errors == err.errors
+
+
+def test_find_bad_images(bad_files):
+    good, bad = bad_files
+    found = find_bad_images([good, *bad])
+    assert [name for _, name, _ in found] == [str(p) for p in bad]
+    assert find_bad_images([good]) == []
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"size": 0}, "size"),
+        ({"size": (3, -1)}, "size"),
+        ({"size": "big"}, "size"),
+        ({"resize": "squash"}, "resize"),
+        ({"interpolation": "cubic"}, "interpolation"),
+    ],
+)
+def test_invalid_parameters_are_named(params, match):
+    with pytest.raises((InvalidParameterError, ValueError), match=match):
+        ImageLoader(**params).fit([])
+
+
+@pytest.mark.parametrize("X", ["one.jpg", 3, None])
+def test_non_sequence_input_is_refused(X):
+    with pytest.raises(TypeError, match="X must be a sequence"):
+        ImageLoader().transform(X)
+
+
+def test_parallel_matches_serial(shapes):
+    X, _ = shapes
+    np.testing.assert_array_equal(
+        ImageLoader(size=20, n_jobs=1).transform(X), ImageLoader(size=20, n_jobs=2).transform(X)
+    )
+
+
+def test_clone_and_pickle_keep_parameters():
+    loader = ImageLoader((30, 40), resize="pad", interpolation="lanczos", n_jobs=2)
+    for copy in (clone(loader), pickle.loads(pickle.dumps(loader))):
+        assert copy.get_params() == loader.get_params()
+    assert ImageLoader().set_params(size=12).size == 12
+
+
+def _flatten(X):
+    return X.reshape(len(X), -1) / 255.0
+
+
+def test_pipeline_cross_val_and_grid_search(shapes):
+    X, y = shapes
+    pipe = make_pipeline(
+        ImageLoader(size=16), FunctionTransformer(_flatten), LogisticRegression(max_iter=200)
+    )
+    scores = cross_val_score(pipe, list(X), y, cv=2)
+    assert scores.shape == (2,)
+    search = GridSearchCV(pipe, {"imageloader__size": [8, 16]}, cv=2).fit(list(X), y)
+    assert search.best_params_["imageloader__size"] in (8, 16)
+
+
+def test_real_photos_load(shared):
+    from sk_animals.datasets import load_animals10
+
+    data = load_animals10(shared / "data" / "animals10-sample")
+    X = ImageLoader(size=100, n_jobs=2).transform(data.data)
+    assert X.shape == (160, 100, 100, 3)
+    assert 40 < X.mean() < 200 and X.std() > 30  # real, varied pictures, not blank
+
+
+# sklearn's common checks feed 2-D numeric tables; a row of a table is not an image.
+_TABLE_IS_NOT_IMAGES = "X is a 2-D numeric table; each row is not an image ImageLoader can decode"
+
+
+def _expected_failed_checks(estimator):
+    return {
+        check: _TABLE_IS_NOT_IMAGES
+        for check in (
+            "check_transformer_general",
+            "check_transformer_preserve_dtypes",
+            "check_transformers_unfitted_stateless",
+            "check_transformer_data_not_an_array",
+            "check_methods_sample_order_invariance",
+            "check_methods_subset_invariance",
+            "check_fit_idempotent",
+            "check_n_features_in",
+            "check_n_features_in_after_fitting",
+            "check_fit2d_predict1d",
+            "check_fit1d",
+            "check_dict_unchanged",
+            "check_estimators_dtypes",
+            "check_estimators_pickle",
+            "check_f_contiguous_array_estimator",
+            "check_estimators_nan_inf",
+            "check_estimators_empty_data_messages",
+            "check_fit_score_takes_y",
+            "check_pipeline_consistency",
+            "check_complex_data",
+            "check_dtype_object",
+            "check_estimator_sparse_tag",
+        )
+    }
+
+
+@parametrize_with_checks(
+    [ImageLoader(size=4)], expected_failed_checks=_expected_failed_checks, xfail_strict=True
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
