@@ -8,7 +8,7 @@ import torch
 
 from sk_animals.datasets import make_image_dataset
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 @pytest.fixture

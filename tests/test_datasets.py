@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+
+from sk_animals.datasets import (
+    ANIMALS10_CLASSES,
+    fetch_animals10,
+    load_animals10,
+    load_image_folder,
+    make_image_dataset,
+    save_image_folder,
+)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    X, y = make_image_dataset(n_samples=30, n_classes=3, size=12, random_state=0)
+    root = save_image_folder(X, y, tmp_path / "images")
+    (root / "circle" / ".DS_Store").write_text("junk")
+    (root / "circle" / "notes.txt").write_text("junk")
+    (root / ".hidden").mkdir()
+    (root / "square" / "broken.png").write_bytes(b"not a png")
+    return root
+
+
+def test_load_image_folder_layout_and_skips(folder):
+    with pytest.warns(UserWarning, match="skipped 2 file"):
+        data = load_image_folder(folder)
+    assert data.target_names == ["circle", "square", "triangle"]
+    assert len(data.data) == len(data.target) == 31  # 30 good + broken.png (not decoded)
+    assert {reason for _, reason in data.skipped} == {"hidden file", "not an image file extension"}
+    assert all(str(folder) in p for p in data.data)
+
+
+def test_verify_drops_unreadable_files(folder):
+    with pytest.warns(UserWarning, match="skipped 3 file"):
+        data = load_image_folder(folder, verify=True)
+    assert len(data.data) == 30 and not any("broken" in p for p in data.data)
+    assert any("broken.png" in name and "cannot identify" in why for name, why in data.skipped)
+
+
+def test_per_class_sampling_is_stratified_and_seeded(folder):
+    kw = {"per_class": 4, "random_state": 0}
+    with pytest.warns(UserWarning):
+        a, b = load_image_folder(folder, **kw), load_image_folder(folder, **kw)
+    np.testing.assert_array_equal(a.data, b.data)
+    assert dict(zip(*np.unique(a.target, return_counts=True), strict=True)) == {
+        "circle": 4,
+        "square": 4,
+        "triangle": 4,
+    }
+
+
+def test_short_class_keeps_all_and_warns(folder):
+    with pytest.warns(UserWarning, match="'circle' has 10 images, fewer than per_class=50"):
+        data = load_image_folder(folder, per_class=50, random_state=0)
+    assert (data.target == "circle").sum() == 10
+
+
+def test_missing_and_empty_folders(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_image_folder(tmp_path / "nope")
+    (tmp_path / "empty_class").mkdir()
+    with pytest.raises(ValueError, match="no images found"):
+        load_image_folder(tmp_path)
+
+
+def test_load_animals10_translates_kaggle_layout(tmp_path):
+    X, _ = make_image_dataset(n_samples=4, n_classes=2, size=8, random_state=0)
+    save_image_folder(X, ["cane", "cane", "ragno", "ragno"], tmp_path / "raw-img")
+    data = load_animals10(tmp_path)
+    assert data.target_names == ["dog", "spider"]
+    with pytest.raises(FileNotFoundError, match="not an Animals-10 folder"):
+        load_animals10(tmp_path / "raw-img" / "cane")
+
+
+def test_fetch_animals10_uses_cache_and_fails_clearly_offline(tmp_path):
+    with pytest.raises(OSError, match="by hand"):
+        fetch_animals10(tmp_path, download_if_missing=False)
+    X, _ = make_image_dataset(n_samples=2, n_classes=2, size=8, random_state=0)
+    save_image_folder(X, ["cane", "gatto"], tmp_path / "animals10" / "raw-img")
+    assert fetch_animals10(tmp_path).target_names == ["cat", "dog"]
+
+
+def test_real_animals10_sample(shared):
+    data = load_animals10(shared / "data" / "animals10-sample", per_class=10, random_state=0)
+    assert data.target_names == sorted(ANIMALS10_CLASSES.values())
+    assert len(data.data) == 100
+
+
+def test_make_image_dataset_is_deterministic_and_balanced():
+    X1, y1 = make_image_dataset(n_samples=40, n_classes=4, size=16, random_state=3)
+    X2, y2 = make_image_dataset(n_samples=40, n_classes=4, size=16, random_state=3)
+    np.testing.assert_array_equal(X1, X2)
+    np.testing.assert_array_equal(y1, y2)
+    assert set(np.unique(y1, return_counts=True)[1]) == {10}
+    assert X1.std() > 20
+    with pytest.raises(ValueError, match="n_classes"):
+        make_image_dataset(n_classes=9)
+
+
+def test_make_image_dataset_is_learnable_not_trivial():
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = make_image_dataset(n_samples=400, n_classes=4, size=16, random_state=0)
+    flat = X.reshape(len(X), -1) / 255.0
+    # A linear model on raw pixels is near chance: the task needs spatial features.
+    score = LogisticRegression(max_iter=300).fit(flat[:300], y[:300]).score(flat[300:], y[300:])
+    assert score < 0.6
