@@ -104,7 +104,7 @@ def load_image_folder(
     >>> root = save_image_folder(X, y, tempfile.mkdtemp())
     >>> data = load_image_folder(root)
     >>> data.target_names, len(data.data)
-    (['circle', 'square'], 6)
+    (['circle', 'cross'], 6)
     """
     root = Path(root)
     if not root.is_dir():
@@ -255,7 +255,7 @@ def fetch_animals10(data_home=None, *, download_if_missing=True, **kwargs):
     return load_animals10(folder, **kwargs)
 
 
-SHAPES = ("circle", "square", "triangle", "cross", "ring", "diamond", "bar", "star")
+SHAPES = ("circle", "cross", "triangle", "bar", "ring", "square", "star", "diamond")
 
 
 def _draw(draw, shape, cx, cy, r, angle, colour):
@@ -299,8 +299,8 @@ def make_image_dataset(n_samples=200, *, n_classes=4, size=32, noise=0.1, random
 
     In the spirit of :func:`sklearn.datasets.make_classification`: deterministic for a
     given ``random_state``, learnable by a small CNN in a few epochs, but not trivially
-    (the shape's colour, size, position and rotation vary, a distractor blob of random
-    colour is drawn in every image, and pixel noise is added), so accuracy separates
+    (the shape's colour, size, position and rotation vary, a patch of random texture
+    is drawn in every image, and pixel noise is added), so accuracy separates
     good settings from bad ones.
 
     Parameters
@@ -308,8 +308,8 @@ def make_image_dataset(n_samples=200, *, n_classes=4, size=32, noise=0.1, random
     n_samples : int, default=200
         Number of images, spread evenly over the classes.
     n_classes : int, default=4
-        Number of classes, at most 8 (circle, square, triangle, cross, ring, diamond,
-        bar, star).
+        Number of classes, at most 8 (circle, cross, triangle, bar, ring, square,
+        star, diamond).
     size : int, default=32
         Images are ``size`` x ``size`` pixels; at least 8.
     noise : float, default=0.1
@@ -328,7 +328,7 @@ def make_image_dataset(n_samples=200, *, n_classes=4, size=32, noise=0.1, random
     >>> from sk_animals.datasets import make_image_dataset
     >>> X, y = make_image_dataset(n_samples=8, n_classes=4, size=24, random_state=0)
     >>> X.shape, X.dtype, sorted(set(y.tolist()))
-    ((8, 24, 24, 3), dtype('uint8'), ['circle', 'cross', 'square', 'triangle'])
+    ((8, 24, 24, 3), dtype('uint8'), ['bar', 'circle', 'cross', 'triangle'])
     """
     if not 2 <= n_classes <= len(SHAPES):
         raise ValueError(f"n_classes must be between 2 and {len(SHAPES)}, got {n_classes}")
@@ -344,20 +344,17 @@ def make_image_dataset(n_samples=200, *, n_classes=4, size=32, noise=0.1, random
         background = tuple(int(v) for v in rng.randint(0, 256, 3))
         img = Image.new("RGB", (size, size), background)
         draw = ImageDraw.Draw(img)
-        r = size * rng.uniform(0.12, 0.2)
-        bx, by = rng.uniform(r, size - r, 2)
-        draw.ellipse(
-            (bx - r / 2, by - r / 2, bx + r / 2, by + r / 2),
-            fill=tuple(int(v) for v in rng.randint(0, 256, 3)),
-        )
-        r = size * rng.uniform(0.18, 0.32)
+        r = size * rng.uniform(0.22, 0.36)
         cx, cy = rng.uniform(r, size - r, 2)
-        colour = tuple(
-            int(v) for v in (np.asarray(background) + 128 + rng.randint(-64, 64, 3)) % 256
-        )
+        shift = rng.randint(-64, 64, 3)
+        colour = tuple(int(v) for v in (np.asarray(background) + 128 + shift) % 256)
         _draw(draw, shape, cx, cy, int(r), rng.uniform(0, 2 * np.pi), colour)
-        pixels = np.asarray(img, np.float32) + rng.normal(0, 255 * noise, (size, size, 3))
-        X[i] = np.clip(pixels, 0, 255)
+        pixels = np.asarray(img, np.float32)
+        # a distractor: a patch of random texture that belongs to no class
+        k = max(2, size // 6)
+        top, left = rng.randint(0, size - k + 1, 2)
+        pixels[top : top + k, left : left + k] = rng.randint(0, 256, (k, k, 3))
+        X[i] = np.clip(pixels + rng.normal(0, 255 * noise, (size, size, 3)), 0, 255)
     return X, y
 
 

@@ -21,8 +21,8 @@ def seed():
 
 @pytest.fixture(scope="session")
 def shapes():
-    """A tiny learnable image set: 64 images of 32x32, 2 classes, string labels."""
-    return make_image_dataset(n_samples=64, n_classes=2, size=32, noise=0.05, random_state=0)
+    """A tiny learnable image set: 128 images of 32x32, 2 classes, string labels."""
+    return make_image_dataset(n_samples=128, n_classes=2, size=32, noise=0.05, random_state=0)
 
 
 @pytest.fixture(scope="session")

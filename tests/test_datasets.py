@@ -18,14 +18,14 @@ def folder(tmp_path):
     (root / "circle" / ".DS_Store").write_text("junk")
     (root / "circle" / "notes.txt").write_text("junk")
     (root / ".hidden").mkdir()
-    (root / "square" / "broken.png").write_bytes(b"not a png")
+    (root / "cross" / "broken.png").write_bytes(b"not a png")
     return root
 
 
 def test_load_image_folder_layout_and_skips(folder):
     with pytest.warns(UserWarning, match="skipped 2 file"):
         data = load_image_folder(folder)
-    assert data.target_names == ["circle", "square", "triangle"]
+    assert data.target_names == ["circle", "cross", "triangle"]
     assert len(data.data) == len(data.target) == 31  # 30 good + broken.png (not decoded)
     assert {reason for _, reason in data.skipped} == {"hidden file", "not an image file extension"}
     assert all(str(folder) in p for p in data.data)
@@ -45,7 +45,7 @@ def test_per_class_sampling_is_stratified_and_seeded(folder):
     np.testing.assert_array_equal(a.data, b.data)
     assert dict(zip(*np.unique(a.target, return_counts=True), strict=True)) == {
         "circle": 4,
-        "square": 4,
+        "cross": 4,
         "triangle": 4,
     }
 

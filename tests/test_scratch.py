@@ -1,0 +1,340 @@
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import confusion_matrix
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from skorch.callbacks import Callback
+
+from sk_animals.datasets import load_image_folder, save_image_folder
+from sk_animals.preprocessing import ImageLoader
+from sk_animals.scratch import RECOMMENDED, ScratchCNNClassifier
+
+
+def tiny(**kw):
+    """A small, fast, quiet configuration."""
+    params = {
+        "width": 4,
+        "depth": 2,
+        "max_epochs": 3,
+        "batch_size": 16,
+        "random_state": 0,
+        "verbose": 0,
+        "lr": 0.05,
+    }
+    return ScratchCNNClassifier(**{**params, **kw})
+
+
+def test_learns_the_shapes(shapes):
+    X, y = shapes
+    clf = tiny(max_epochs=8).fit(X, y)
+    assert clf.score(X, y) > 0.8
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+    assert set(clf.predict(X)) <= set(clf.classes_) and clf.classes_.tolist() == [
+        "circle",
+        "cross",
+    ]
+
+
+def test_int_labels_and_float_images(shapes):
+    X, y = shapes
+    y_int = (y == "cross").astype(int) + 3
+    clf = tiny().fit(X.astype(np.float32) / 255, y_int)
+    assert clf.classes_.tolist() == [3, 4] and set(clf.predict(X / 255.0)) <= {3, 4}
+
+
+def test_random_state_makes_fits_identical(shapes):
+    X, y = shapes
+    a, b = (
+        tiny(random_flip=True, random_translate=0.1).fit(X, y),
+        tiny(random_flip=True, random_translate=0.1).fit(X, y),
+    )
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    c = tiny(random_state=1).fit(X, y)
+    assert not np.array_equal(a.predict_proba(X), c.predict_proba(X))
+
+
+def test_global_torch_rng_untouched(shapes):
+    X, y = shapes
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    tiny().fit(X, y)
+    np.testing.assert_array_equal(torch.rand(3), expected)
+
+
+def test_no_silent_holdout_and_explicit_validation(shapes):
+    X, y = shapes
+    clf = tiny(max_epochs=1).fit(X, y)
+    assert sum(b["train_batch_size"] for b in clf.history[-1, "batches"]) == len(X)
+    assert "valid_loss" not in clf.history[-1]
+    clf = tiny(max_epochs=1, train_split=0.25).fit(X, y)
+    assert (
+        sum(b["train_batch_size"] for b in clf.history[-1, "batches"] if "train_loss" in b) == 96
+    )
+    clf = tiny(max_epochs=2, train_split=(X[:10], y[:10])).fit(X, y)
+    assert {"valid_loss", "valid_acc", "train_acc"} <= set(clf.history[-1])
+
+
+def test_per_iteration_history(shapes):
+    X, y = shapes
+    clf = tiny(max_epochs=2, train_split=0.25, validation_frequency=2).fit(X, y)
+    train = [b for e in clf.history for b in e["batches"] if "train_loss" in b]
+    assert len(train) == 2 * 6  # 96 training images, batches of 16, 2 epochs
+    assert all(0 <= b["train_acc"] <= 1 for b in train)
+    assert [i for i, b in enumerate(train, 1) if "valid_acc" in b] == [2, 4, 6, 8, 10, 12]
+    assert clf.history[:, "train_acc"] and clf.history[:, "valid_acc"]
+
+
+class _RecordBatches(Callback):
+    """Remember the labels of every training batch, per epoch."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.epochs_ = [*getattr(self, "epochs_", []), []]
+
+    def on_batch_end(self, net, batch, training, **kwargs):
+        if training:
+            self.epochs_[-1] += batch[1].tolist()
+
+
+def test_shuffled_every_epoch(shapes):
+    X, y = shapes
+    record = _RecordBatches()
+    tiny(max_epochs=3, callbacks=[record]).fit(X, y)
+    first, second, third = record.epochs_
+    assert sorted(first) == sorted(second) and first != second != third
+
+
+def test_class_weight_balanced(shapes):
+    X, y = shapes
+    keep = np.r_[np.flatnonzero(y == "circle"), np.flatnonzero(y == "cross")[:8]]
+    clf = tiny(max_epochs=1, class_weight="balanced").fit(X[keep], y[keep])
+    weight = clf.criterion_.weight.cpu().numpy()
+    assert weight[1] > 2 * weight[0]
+
+
+def test_augmentation_flips():
+    x = torch.rand(64, 3, 8, 8)
+    out = tiny(random_flip=True)._augment(x)
+    same = (out == x).flatten(1).all(1)
+    flipped = (out == x.flip(3)).flatten(1).all(1)
+    assert (same | flipped).all() and 10 < same.sum() < 54
+
+
+def test_augmentation_translates_by_whole_pixels():
+    x = torch.zeros(64, 3, 8, 8)
+    x[:, :, 3:5, 3:5] = 1  # a 2x2 mark in the centre; shifts of up to 2 px keep it inside
+    out = tiny(random_translate=0.25)._augment(x)
+    assert (out.sum((1, 2, 3)) == 12).all()  # whole-pixel shifts, zero fill, nothing lost
+    rows, cols = out[:, 0].sum(2).argmax(1), out[:, 0].sum(1).argmax(1)
+    offsets = set(zip((rows - 3).tolist(), (cols - 3).tolist(), strict=True))
+    assert all(abs(dy) <= 2 and abs(dx) <= 2 for dy, dx in offsets) and len(offsets) >= 8
+
+
+def test_paper_defaults():
+    clf = ScratchCNNClassifier()
+    assert (clf.lr, clf.max_epochs, clf.batch_size) == (0.01, 10, 128)
+    assert clf.optimizer is torch.optim.SGD and clf.optimizer__momentum == 0.9
+    assert clf.train_split is None and not clf.random_flip and clf.random_translate == 0
+    assert clf.get_params()["device"] == "auto" and clf.device == "cpu"
+
+
+def test_paper_network_has_25_layers_at_100px(shapes):
+    X, y = shapes
+    big = ImageLoader(size=100).transform(X[:8])
+    clf = ScratchCNNClassifier(max_epochs=0, verbose=0).fit(big, y[:8])
+    leaves = [m for m in clf.module_.modules() if not list(m.children())]
+    convs = [m for m in leaves if isinstance(m, torch.nn.Conv2d)]
+    linears = [m for m in leaves if isinstance(m, torch.nn.Linear)]
+    pools = [m for m in leaves if isinstance(m, torch.nn.MaxPool2d)]
+    assert (len(convs), len(pools), len(linears)) == (5, 4, 2)
+    # input + 5 conv + 5 BN + 5 ReLU + 4 pool + FC + ReLU + FC + softmax + classification
+    assert 1 + 3 * 5 + 4 + 3 + 2 == 25
+    assert linears[-1].out_features == 2
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains(shapes, precision):
+    X, y = shapes
+    clf = tiny(max_epochs=4, precision=precision).fit(X, y)
+    assert np.isfinite(clf.history[:, "train_loss"]).all()
+    assert clf.score(X, y) > 0.6
+
+
+def test_onecycle_schedule_peaks_at_lr(shapes):
+    X, y = shapes
+    clf = tiny(max_epochs=3, lr=0.2, lr_schedule="onecycle").fit(X, y)
+    lrs = [b["lr"] for e in clf.history for b in e["batches"]]
+    assert len(lrs) == 24 and max(lrs) == pytest.approx(0.2, rel=0.05) and lrs[-1] < 0.01
+
+
+def test_recommended_settings_are_valid(shapes):
+    X, y = shapes
+    clf = tiny(**{**RECOMMENDED, "max_epochs": 2}).fit(X, y)
+    assert clf.module_ is not None and np.isfinite(clf.history[:, "train_loss"]).all()
+
+
+def test_clone_get_set_params():
+    clf = tiny(width=6, dropout=0.2, optimizer__weight_decay=1e-3)
+    copy = clone(clf)
+    assert copy.get_params()["width"] == 6 and copy.optimizer__weight_decay == 1e-3
+    copy.set_params(depth=3, lr=0.5)
+    assert (copy.depth, copy.lr, clf.depth) == (3, 0.5, 2)
+
+
+@pytest.fixture(scope="module")
+def image_folder(shapes, tmp_path_factory):
+    X, y = shapes
+    return load_image_folder(save_image_folder(X, y, tmp_path_factory.mktemp("imgs")))
+
+
+def test_pipeline_on_paths_cross_val_and_confusion_matrix(image_folder):
+    paths, labels = image_folder.data, image_folder.target
+    pipe = make_pipeline(ImageLoader(size=32), tiny(max_epochs=10))
+    scores = cross_val_score(
+        pipe, paths, labels, cv=StratifiedKFold(2, shuffle=True, random_state=0)
+    )
+    assert scores.shape == (2,) and scores.mean() > 0.6
+    pred = pipe.fit(paths, labels).predict(paths)
+    cm = confusion_matrix(labels, pred, labels=pipe.classes_)
+    assert cm.shape == (2, 2) and cm.sum() == len(paths) and np.trace(cm) > 0.6 * len(paths)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_grid_search(image_folder, n_jobs):
+    pipe = make_pipeline(ImageLoader(size=32), tiny(max_epochs=2))
+    search = GridSearchCV(pipe, {"scratchcnnclassifier__lr": [0.01, 0.1]}, cv=2, n_jobs=n_jobs)
+    search.fit(image_folder.data, image_folder.target)
+    assert search.best_params_["scratchcnnclassifier__lr"] in (0.01, 0.1)
+    assert search.predict(image_folder.data[:3]).dtype.kind == "U"
+
+
+def test_joblib_round_trip(image_folder, tmp_path):
+    pipe = make_pipeline(ImageLoader(size=32), tiny()).fit(image_folder.data, image_folder.target)
+    joblib.dump(pipe, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(
+        loaded.predict_proba(image_folder.data), pipe.predict_proba(image_folder.data)
+    )
+    assert loaded[-1].get_params()["device"] == "auto"
+
+
+def test_net_saved_for_cuda_loads_on_cpu(shapes):
+    X, y = shapes
+    clf = tiny(device="cpu").fit(X, y)
+    clf.__dict__["device"] = "cuda"  # as if it had been fitted on a GPU
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = pickle.loads(pickle.dumps(clf))
+    if not torch.cuda.is_available():
+        assert str(loaded.device) == "cpu"
+    np.testing.assert_allclose(
+        loaded.predict_proba(X), tiny().fit(X, y).predict_proba(X), rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "X, y, match",
+    [
+        (np.zeros((4, 32, 32), np.uint8), ["a", "b"] * 2, "shape"),
+        (np.zeros((4, 32, 32, 1), np.uint8), ["a", "b"] * 2, "shape"),
+        (np.full((4, 32, 32, 3), np.nan), ["a", "b"] * 2, "NaN"),
+        (np.zeros((0, 32, 32, 3), np.uint8), [], "empty"),
+        (np.zeros((4, 32, 32, 3), np.uint8), ["a"] * 4, "single class"),
+        (np.zeros((4, 32, 32, 3), np.uint8), ["a", "b"] * 3, "4 images but y has 6"),
+        (np.zeros((4, 8, 8, 3), np.uint8), ["a", "b"] * 2, "too small"),
+    ],
+)
+def test_bad_input_messages(X, y, match):
+    with pytest.raises(ValueError, match=match):
+        tiny(depth=4).fit(X, np.asarray(y))
+
+
+def test_predict_before_fit_and_new_size(shapes):
+    X, y = shapes
+    with pytest.raises(NotFittedError):
+        tiny().predict(X)
+    clf = tiny(max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="fitted on 32x32 images but X has 40x40"):
+        clf.predict(np.zeros((2, 40, 40, 3), np.uint8))
+    with pytest.raises(ValueError, match="not fitted on: \\['triangle'\\]"):
+        clf.partial_fit(X[:2], ["triangle", "circle"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_fit_then_cpu_predict(shapes, tmp_path):
+    X, y = shapes
+    clf = tiny(precision="bf16").fit(X, y)
+    assert next(clf.module_.parameters()).is_cuda
+    joblib.dump(clf, tmp_path / "gpu.joblib")
+    assert joblib.load(tmp_path / "gpu.joblib").predict(X).shape == (len(X),)
+
+
+# sklearn's common checks feed 2-D numeric tables; a CNN needs (n, height, width, 3) images.
+_NEEDS_IMAGES = "X is a 2-D table, not (n, height, width, 3) images"
+
+
+def _expected_failed_checks(estimator):
+    failures = dict.fromkeys(
+        [
+            "check_fit_score_takes_y",
+            "check_estimators_overwrite_params",
+            "check_dont_overwrite_parameters",
+            "check_estimators_fit_returns_self",
+            "check_readonly_memmap_input",
+            "check_n_features_in_after_fitting",
+            "check_positive_only_tag_during_fit",
+            "check_estimators_dtypes",
+            "check_complex_data",
+            "check_dtype_object",
+            "check_estimators_empty_data_messages",
+            "check_pipeline_consistency",
+            "check_estimators_nan_inf",
+            "check_estimator_sparse_tag",
+            "check_estimator_sparse_array",
+            "check_estimator_sparse_matrix",
+            "check_estimators_pickle",
+            "check_f_contiguous_array_estimator",
+            "check_classifier_data_not_an_array",
+            "check_classifiers_one_label",
+            "check_classifiers_one_label_sample_weights",
+            "check_classifiers_classes",
+            "check_estimators_partial_fit_n_features",
+            "check_classifiers_train",
+            "check_classifiers_regression_target",
+            "check_supervised_y_2d",
+            "check_methods_sample_order_invariance",
+            "check_methods_subset_invariance",
+            "check_fit2d_1sample",
+            "check_fit2d_1feature",
+            "check_dict_unchanged",
+            "check_fit_idempotent",
+            "check_fit_check_is_fitted",
+            "check_n_features_in",
+            "check_fit2d_predict1d",
+            "check_requires_y_none",
+            "check_class_weight_classifiers",
+        ],
+        _NEEDS_IMAGES,
+    )
+    failures["check_no_attributes_set_in_init"] = (
+        "skorch's NeuralNet sets history_, initialized_ and virtual_params_ in __init__, and "
+        "prefixed defaults (optimizer__momentum) are parameters outside the signature"
+    )
+    return failures
+
+
+@parametrize_with_checks(
+    [tiny(max_epochs=1)], expected_failed_checks=_expected_failed_checks, xfail_strict=True
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
