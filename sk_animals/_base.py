@@ -72,6 +72,19 @@ def _channel_stats(X, chunk=256):
     return mean, np.maximum(std, 1e-3)
 
 
+def to_network_input(x, mean, std, device):
+    """A uint8 (or [0, 1] float) NHWC batch to a normalised float NCHW tensor on ``device``.
+
+    The batch travels to the device as uint8 (a quarter of float32's bytes) and is
+    converted there.
+    """
+    x = torch.as_tensor(x).to(device, non_blocking=True).permute(0, 3, 1, 2)
+    x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+    mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
 class IterationScores(Callback):
     """Record accuracy per iteration and epoch, and validate every k iterations.
 
@@ -196,7 +209,7 @@ class ImageClassifier(NeuralNetClassifier):
         Training-time random horizontal reflection (MATLAB's RandXReflection).
     random_translate : float, default=0.0
         Training-time random translation by up to this fraction of the width and
-        height, in both directions, filling with black (RandX/YTranslation).
+        height, in both directions, filling with the mean colour (RandX/YTranslation).
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, as in scikit-learn.
     lr_schedule : {None, "onecycle", "cosine"}, default=None
@@ -399,13 +412,9 @@ class ImageClassifier(NeuralNetClassifier):
 
     def infer(self, x, **fit_params):
         """Move a uint8 NHWC batch to the device, convert, augment, normalise, forward."""
-        x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
-        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        x = to_network_input(x, self.mean_, self.std_, self.device)
         if self.module_.training:
             x = self._augment(x)
-        mean = torch.as_tensor(self.mean_, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        std = torch.as_tensor(self.std_, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        x = (x - mean) / std
         dtype = PRECISIONS[self.precision]
         with torch.autocast(x.device.type, dtype=dtype) if dtype else nullcontext():
             return self.module_(x, **fit_params).float()

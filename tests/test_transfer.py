@@ -1,0 +1,192 @@
+import hashlib
+import shutil
+
+import joblib
+import numpy as np
+import pytest
+import torch
+import torchvision
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline, make_pipeline
+
+from sk_animals.preprocessing import ImageLoader
+from sk_animals.transfer import (
+    BACKBONES,
+    AlexNetTransferClassifier,
+    PretrainedFeatures,
+    TransferClassifier,
+    load_backbone,
+    normalization,
+)
+
+SQUEEZENET_SHA256 = "2258ba41a272fc551218b870353ce59ffe104c1d095fe5841bfedb5e96aa812d"
+
+
+def small(**kw):
+    params = {"weights": None, "max_epochs": 1, "batch_size": 16, "verbose": 0, "random_state": 0}
+    return TransferClassifier("squeezenet1_1", **{**params, **kw})
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    """An empty TORCH_HOME, so nothing is read from or written to the real cache."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    return tmp_path
+
+
+def _cached_name(backbone):
+    return torchvision.models.get_model_weights(backbone).DEFAULT.url.rsplit("/", 1)[-1]
+
+
+def test_weights_from_torch_home_cache_without_network(torch_home):
+    reference = torchvision.models.get_model("squeezenet1_1", weights=None)
+    cache = torch_home / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(reference.state_dict(), cache / _cached_name("squeezenet1_1"))
+    for weights in ("DEFAULT", "IMAGENET1K_V1"):
+        model = load_backbone("squeezenet1_1", weights)
+        for a, b in zip(model.state_dict().values(), reference.state_dict().values(), strict=True):
+            torch.testing.assert_close(a, b)
+
+
+def test_missing_weights_offline_error_names_the_file(torch_home):
+    with pytest.raises(OSError) as info:
+        load_backbone("alexnet", "IMAGENET1K_V1")
+    message = str(info.value)
+    assert str(torch_home / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth") in message
+    assert "download.pytorch.org" in message
+
+
+def test_weights_from_a_path_and_bad_files(tmp_path):
+    reference = torchvision.models.get_model("resnet18", weights=None)
+    torch.save(reference.state_dict(), tmp_path / "r18.pth")
+    model = load_backbone("resnet18", tmp_path / "r18.pth")
+    torch.testing.assert_close(model.fc.weight, reference.fc.weight)
+    with pytest.raises(FileNotFoundError):
+        load_backbone("resnet18", tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="not a state dict of torchvision's alexnet"):
+        load_backbone("alexnet", tmp_path / "r18.pth")
+    with pytest.raises(ValueError, match="unknown weights"):
+        load_backbone("alexnet", "IMAGENET2K")
+    with pytest.raises(ValueError, match="unknown backbone"):
+        load_backbone("vgg99")
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_head_replaced_to_n_classes(backbone, shapes):
+    X, y = shapes
+    clf = TransferClassifier(backbone, weights=None, max_epochs=0, verbose=0).fit(X[:4], y[:4])
+    logits = clf.module_(torch.zeros(2, 3, BACKBONES[backbone].size, BACKBONES[backbone].size))
+    assert logits.shape == (2, 2)
+    head = clf.module_.model.get_submodule(BACKBONES[backbone].head)
+    assert head.weight.shape[0] == 2
+
+
+def test_normalization_from_weights_metadata():
+    mean, std = normalization("alexnet")
+    np.testing.assert_allclose(mean, [0.485, 0.456, 0.406])
+    np.testing.assert_allclose(std, [0.229, 0.224, 0.225])
+
+
+def test_head_learns_20x_and_follows_lr(shapes):
+    X, y = shapes
+    clf = small(max_epochs=0).fit(X[:4], y[:4])
+    assert [g["lr"] for g in clf.optimizer_.param_groups] == [1e-4, pytest.approx(2e-3)]
+    clf.set_params(lr=0.01)
+    assert [g["lr"] for g in clf.optimizer_.param_groups] == [0.01, pytest.approx(0.2)]
+    clf.set_params(head_lr_factor=5)
+    assert [g["lr"] for g in clf.optimizer_.param_groups] == [0.01, pytest.approx(0.05)]
+    refit = clone(clf).set_params(lr=0.001).fit(X[:4], y[:4])
+    assert [g["lr"] for g in refit.optimizer_.param_groups] == [0.001, pytest.approx(0.005)]
+    head = refit.optimizer_.param_groups[1]["params"]
+    assert [p.shape for p in head] == [(2, 512, 1, 1), (2,)]
+    assert refit.optimizer_.defaults["momentum"] == 0.9
+    assert refit.optimizer_.defaults["weight_decay"] == 1e-4
+
+
+@pytest.mark.parametrize("freeze", ["body", 3, "none"])
+def test_frozen_parameters_unchanged_by_fit(shapes, freeze):
+    X, y = shapes
+    clf = TransferClassifier("resnet18", weights=None, freeze=freeze, max_epochs=0, verbose=0).fit(
+        X[:8], y[:8]
+    )
+    before = {n: p.detach().clone() for n, p in clf.module_.named_parameters()}
+    stats = clf.module_.model.bn1.running_mean.clone()
+    clf.set_params(max_epochs=1, lr=0.05, warm_start=True).fit(X[:16], y[:16])
+    changed = {n for n, p in clf.module_.named_parameters() if not torch.equal(p, before[n])}
+    frozen = {n for n, p in clf.module_.named_parameters() if not p.requires_grad}
+    assert not changed & frozen
+    assert len(changed) == len(before) - len(frozen)
+    if freeze != "none":
+        torch.testing.assert_close(clf.module_.model.bn1.running_mean, stats)
+
+
+def test_alexnet_preset_matches_the_paper():
+    clf = AlexNetTransferClassifier()
+    assert (clf.backbone, clf.weights, clf.freeze) == ("alexnet", "DEFAULT", "none")
+    assert (clf.lr, clf.max_epochs, clf.batch_size, clf.head_lr_factor) == (1e-4, 6, 10, 20)
+    assert clf.optimizer__momentum == 0.9 and clf.optimizer__weight_decay == 1e-4
+    assert BACKBONES["alexnet"].size == 227 and BACKBONES["alexnet"].head == "classifier.6"
+
+
+def test_alexnet_fits_227px(shapes):
+    X, y = shapes
+    X227 = ImageLoader(size=227).transform(X[:6])
+    clf = AlexNetTransferClassifier(weights=None, max_epochs=1, batch_size=3, verbose=0)
+    assert clf.fit(X227, y[:6]).predict(X227).shape == (6,)
+
+
+def test_joblib_round_trip_and_grid_search_in_pipeline(shapes, tmp_path):
+    X, y = shapes
+    pipe = make_pipeline(ImageLoader(size=48), small())
+    search = GridSearchCV(pipe, {"transferclassifier__lr": [1e-4, 1e-3]}, cv=2)
+    search.fit(list(X[:32]), y[:32])
+    assert search.best_params_["transferclassifier__lr"] in (1e-4, 1e-3)
+    joblib.dump(search.best_estimator_, tmp_path / "t.joblib")
+    loaded = joblib.load(tmp_path / "t.joblib")
+    np.testing.assert_array_equal(
+        loaded.predict_proba(list(X[:8])), search.best_estimator_.predict_proba(list(X[:8]))
+    )
+
+
+def test_pretrained_features_in_cached_pipeline(shapes, tmp_path):
+    X, y = shapes
+    features = PretrainedFeatures("squeezenet1_1", weights=None, batch_size=16)
+    F = features.fit_transform(X[:20])
+    assert F.shape == (20, 512) and F.dtype == np.float32 and features.n_features_out_ == 512
+    assert features.get_feature_names_out()[0] == "pretrainedfeatures0"
+    pipe = Pipeline(
+        [
+            ("load", ImageLoader(size=32)),
+            ("features", features),
+            ("clf", LogisticRegression(max_iter=500)),
+        ],
+        memory=str(tmp_path),
+    )
+    search = GridSearchCV(pipe, {"clf__C": [0.1, 1.0, 10.0]}, cv=2).fit(list(X[:40]), y[:40])
+    assert search.best_params_["clf__C"] in (0.1, 1.0, 10.0)
+    assert any(tmp_path.rglob("output.pkl"))  # the features step was cached
+    clone(features)  # parameters only
+
+
+def test_shared_squeezenet_weights_really_transfer(shared, tmp_path, monkeypatch):
+    path = shared / "weights" / "squeezenet1_1-imagenet1k.pth"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == SQUEEZENET_SHA256
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    shutil.copy(path, cache / _cached_name("squeezenet1_1"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    from sk_animals.datasets import load_animals10
+
+    data = load_animals10(shared / "data" / "animals10-sample", per_class=8, random_state=0)
+    X = ImageLoader(size=224, resize="crop").transform(data.data)
+    model = load_backbone("squeezenet1_1", "DEFAULT").eval()
+    with torch.inference_mode():
+        from sk_animals._base import to_network_input
+
+        top = model(to_network_input(X, *normalization("squeezenet1_1"), "cpu")).argmax(1)
+    categories = torchvision.models.SqueezeNet1_1_Weights.DEFAULT.meta["categories"]
+    # ImageNet classes 0-397 are animals: a real network sends most animal photos there.
+    assert (top < 398).float().mean() > 0.8, [categories[i] for i in top]
