@@ -18,6 +18,7 @@ __all__ = [
     "load_animals10",
     "load_image_folder",
     "make_image_dataset",
+    "sample_per_class",
     "save_image_folder",
 ]
 
@@ -38,18 +39,49 @@ ANIMALS10_CLASSES = {
 ANIMALS10_KAGGLE = "alessiocorrado99/animals10"
 
 
-def _sample(files, per_class, rng, label):
+def sample_per_class(y, per_class, *, random_state=None):
+    """Indices of at most ``per_class`` items of each class, drawn without replacement.
+
+    A class with fewer items keeps all of them, and a warning names it.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Labels.
+    per_class : int or None
+        Items to draw per class; ``None`` keeps everything.
+    random_state : int, RandomState instance or None, default=None
+        Seed.
+
+    Returns
+    -------
+    indices : ndarray of int
+        Sorted positions into ``y``.
+
+    Examples
+    --------
+    >>> from sk_animals.datasets import sample_per_class
+    >>> sample_per_class(["a", "a", "a", "b", "b"], 2, random_state=0).tolist()
+    [1, 2, 3, 4]
+    """
+    y = np.asarray(y)
     if per_class is None:
-        return files
-    if len(files) < per_class:
-        warnings.warn(
-            f"class {label!r} has {len(files)} images, fewer than per_class={per_class}; "
-            "all of them are used",
-            UserWarning,
-            stacklevel=3,
-        )
-        return files
-    return sorted(rng.choice(files, size=per_class, replace=False).tolist())
+        return np.arange(len(y))
+    rng = check_random_state(random_state)
+    chosen = []
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        if len(members) < per_class:
+            warnings.warn(
+                f"class {str(label)!r} has {len(members)} images, fewer than "
+                f"per_class={per_class}; all of them are used",
+                UserWarning,
+                stacklevel=2,
+            )
+            chosen.append(members)
+        else:
+            chosen.append(rng.choice(members, size=per_class, replace=False))
+    return np.sort(np.concatenate(chosen))
 
 
 def load_image_folder(
@@ -109,7 +141,6 @@ def load_image_folder(
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {str(root)!r} does not exist or is not a folder")
-    rng = check_random_state(random_state)
     class_names = class_names or {}
     paths, labels, skipped = [], [], []
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -126,9 +157,10 @@ def load_image_folder(
                     skipped.append((path, "not an image file extension"))
                 else:
                     files.append(path)
-        files = _sample(files, per_class, rng, label)
         paths += files
         labels += [label] * len(files)
+    keep = sample_per_class(labels, per_class, random_state=random_state)
+    paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
     if verify and paths:
         bad = find_bad_images(paths, n_jobs=n_jobs)
         skipped += [(name, reason) for _, name, reason in bad]

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torchvision
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, check_memory
 from torch import nn
 
 from ._base import ImageClassifier, check_images, resolve_device, to_network_input
@@ -354,6 +354,11 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Images per forward pass.
     device : str, default="auto"
         ``"auto"`` uses CUDA when available.
+    memory : str, joblib.Memory or None, default=None
+        Cache the features of each distinct image array on disk (keyed by the images,
+        the backbone and the weights' name or path), so that scoring many candidates on
+        the same fold extracts its features once. A Pipeline's own ``memory=`` caches
+        only the fitting side.
 
     Attributes
     ----------
@@ -371,11 +376,14 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     (2, 512)
     """
 
-    def __init__(self, backbone="resnet18", *, weights="DEFAULT", batch_size=64, device="auto"):
+    def __init__(
+        self, backbone="resnet18", *, weights="DEFAULT", batch_size=64, device="auto", memory=None
+    ):
         self.backbone = backbone
         self.weights = weights
         self.batch_size = batch_size
         self.device = device
+        self.memory = memory
 
     def fit(self, X=None, y=None):
         """Load the backbone; nothing is learned from ``X``.
@@ -395,7 +403,6 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self.n_features_out_ = probe.flatten(1).shape[1]
         return self
 
-    @torch.inference_mode()
     def transform(self, X):
         """Feature vectors of the images ``X``.
 
@@ -409,24 +416,35 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         features : ndarray of shape (n_samples, n_features_out_), dtype float32
         """
         check_is_fitted(self, "module_")
-        X = check_images(X)
-        device = resolve_device(self.device)
-        module = self.module_.to(device)
-        try:
-            out = [
-                module(
-                    to_network_input(
-                        torch.from_numpy(X[i : i + self.batch_size]), self.mean_, self.std_, device
-                    )
-                )
-                .flatten(1)
-                .cpu()
-                for i in range(0, len(X), self.batch_size)
-            ]
-        finally:
-            self.module_.to("cpu")
-        return torch.cat(out).numpy()
+        extract = check_memory(self.memory).cache(
+            _extract, ignore=["module", "mean", "std", "batch_size", "device"]
+        )
+        weights = None if self.weights is None else str(self.weights)
+        return extract(
+            self.backbone,
+            weights,
+            check_images(X),
+            self.module_,
+            self.mean_,
+            self.std_,
+            self.batch_size,
+            resolve_device(self.device),
+        )
 
     @property
     def _n_features_out(self):
         return self.n_features_out_
+
+
+@torch.inference_mode()
+def _extract(backbone, weights, X, module, mean, std, batch_size, device):
+    """Features of ``X`` in batches; ``backbone``, ``weights`` and ``X`` key the cache."""
+    module.to(device)
+    try:
+        out = [
+            module(to_network_input(X[i : i + batch_size], mean, std, device)).flatten(1).cpu()
+            for i in range(0, len(X), batch_size)
+        ]
+    finally:
+        module.to("cpu")
+    return torch.cat(out).numpy()
