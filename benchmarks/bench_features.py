@@ -82,7 +82,10 @@ def main():
         higher_is_better=False,
     )
     ok &= report(
-        "extraction passes in a cached 5 x 5 GridSearchCV", passes, 6.0, higher_is_better=False
+        "extraction passes in a cached 5 x 5 GridSearchCV (uncached: 25)",
+        passes,
+        10.0,
+        higher_is_better=False,
     )
     return 0 if ok else 1
 

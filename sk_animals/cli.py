@@ -12,7 +12,9 @@ from . import __version__
 from .preprocessing import ImageLoadError
 from .transfer import BACKBONES
 
-DEMO = {"n_samples": 480, "n_classes": 4, "size": 64}
+DEMO = {"n_samples": 600, "n_classes": 4, "size": 64}
+DEMO_DEFAULTS = {"backbone": "squeezenet1_1", "folds": 3, "per_class": 150}
+PAPER_DEFAULTS = {"backbone": "alexnet", "folds": 5, "per_class": None}
 
 
 def _compare(args):
@@ -28,7 +30,10 @@ def _compare(args):
         )
     if args.demo == (args.data_dir is not None):
         raise SystemExit("sk-animals: give either DATA_DIR or --demo")
-    weights, per_class, workdir = args.weights, args.per_class, None
+    for name, default in (DEMO_DEFAULTS if args.demo else PAPER_DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    weights, workdir = args.weights, None
     if args.demo:
         try:
             load_backbone(args.backbone, weights)
@@ -39,7 +44,6 @@ def _compare(args):
                 "transfer model starts from random weights",
                 stacklevel=1,
             )
-        per_class = per_class or 80
         workdir = tempfile.mkdtemp(prefix="sk-animals-demo-")
         X, y = make_image_dataset(**DEMO, random_state=args.seed)
         args.data_dir = save_image_folder(X, y, workdir)
@@ -47,7 +51,7 @@ def _compare(args):
         backbone=args.backbone,
         weights=weights,
         device=args.device,
-        per_class=per_class,
+        per_class=args.per_class,
         epochs=args.epochs,
         random_state=args.seed,
         verbose=int(args.verbose),
@@ -140,14 +144,15 @@ def build_parser():
     c.add_argument(
         "--folds",
         type=int,
-        default=5,
-        help="stratified cross-validation folds; 0 skips cross-validation",
+        default=None,
+        help="stratified cross-validation folds, 0 to skip (default: 5; demo: 3)",
     )
     c.add_argument(
         "--per-class",
         type=int,
         default=None,
-        help="images per class for both approaches (paper: 1500 scratch, 500 transfer)",
+        help="images per class for both approaches (default: the paper's 1500 scratch and "
+        "500 transfer; demo: 150)",
     )
     c.add_argument(
         "--epochs",
@@ -158,9 +163,10 @@ def build_parser():
     c.add_argument("--seed", type=int, default=0, help="seed for sampling, splits and training")
     c.add_argument(
         "--backbone",
-        default="alexnet",
+        default=None,
         choices=sorted(BACKBONES),
-        help="pretrained network of the transfer approach (paper: alexnet)",
+        help="pretrained network of the transfer approach (default: the paper's alexnet; "
+        "demo: squeezenet1_1)",
     )
     c.add_argument(
         "--weights",

@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from sk_animals.datasets import make_image_dataset, save_image_folder
+from sk_animals.evaluation import (
+    Approach,
+    compare,
+    paper_protocol,
+    per_class_rates,
+    training_curves,
+)
+from sk_animals.scratch import ScratchCNNClassifier
+from sk_animals.transfer import TransferClassifier
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    X, y = make_image_dataset(n_samples=60, n_classes=3, size=32, random_state=0)
+    return save_image_folder(X, y, tmp_path_factory.mktemp("cmp"))
+
+
+def fast(**kw):
+    return ScratchCNNClassifier(
+        width=4, depth=2, max_epochs=2, batch_size=8, verbose=0, random_state=0, **kw
+    )
+
+
+def test_paper_protocol_settings():
+    scratch, transfer = paper_protocol()
+    assert (
+        scratch.image_size,
+        scratch.per_class,
+        scratch.classifier.lr,
+        scratch.classifier.max_epochs,
+    ) == (100, 1500, 0.01, 10)
+    assert (
+        transfer.image_size,
+        transfer.per_class,
+        transfer.classifier.lr,
+        transfer.classifier.max_epochs,
+        transfer.classifier.backbone,
+    ) == (227, 500, 1e-4, 6, "alexnet")
+    scratch, transfer = paper_protocol(backbone="resnet18", per_class=20, epochs=1)
+    assert (transfer.image_size, transfer.per_class, scratch.classifier.max_epochs) == (224, 20, 1)
+
+
+def test_per_class_rates_match_definitions():
+    y_true = ["a", "a", "a", "b", "b", "c"]
+    y_pred = ["a", "a", "b", "b", "c", "c"]
+    rates = per_class_rates(y_true, y_pred, ["a", "b", "c"])
+    assert rates["a"] == {"tpr": pytest.approx(2 / 3), "fpr": 0.0}
+    assert rates["b"] == {"tpr": 0.5, "fpr": pytest.approx(1 / 4)}
+    assert rates["c"] == {"tpr": 1.0, "fpr": pytest.approx(1 / 5)}
+
+
+def test_compare_table_rates_curves_and_files(folder, tmp_path):
+    approaches = [Approach("small", fast(), 32, per_class=15), Approach("tiny", fast(lr=0.1), 24)]
+    result = compare(folder, approaches, cv=2, out_dir=tmp_path, verbose=0)
+    small, tiny = result.approaches
+    assert small["n_train"] + small["n_valid"] == 45 and tiny["n_train"] + tiny["n_valid"] == 60
+    assert small["images_per_class"] == 15 and tiny["image_size"] == 24
+    assert len(small["cv"]["scores"]) == 2 and 0 <= small["cv"]["mean"] <= 1
+    cm = np.asarray(small["confusion_matrix"])
+    assert cm.sum() == small["n_valid"]
+    assert small["validation_accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+    assert set(small["per_class"]) == {"circle", "cross", "triangle"}
+    curves = small["curves"]
+    assert len(curves["train"]["iteration"]) == 2 * int(np.ceil(small["n_train"] / 8))
+    assert (
+        curves["valid"]["iteration"]
+        and max(curves["valid"]["iteration"]) == curves["train"]["iteration"][-1]
+    )
+    markdown = result.to_markdown()
+    assert "| small |" in markdown and "Validation accuracy" in markdown
+    for name in (
+        "report.md",
+        "report.html",
+        "metrics.json",
+        "small.joblib",
+        "tiny.joblib",
+        "small_curves.png",
+        "tiny_confusion.png",
+        "tiny_predictions.png",
+    ):
+        assert (tmp_path / name).stat().st_size > 0, name
+    pipe = result.pipelines["small"]
+    assert (
+        pipe.predict(small["validation_files"][:3]).tolist() == small["validation_predicted"][:3]
+    )
+
+
+def test_training_curves_count_iterations(shapes):
+    X, y = shapes
+    clf = fast(train_split=0.25, validation_frequency=3).fit(X, y)
+    curves = training_curves(clf.history_)
+    assert curves["train"]["iteration"] == list(range(1, 25))
+    assert curves["valid"]["iteration"] == [3, 6, 9, 12, 15, 18, 21, 24]
+
+
+def test_too_few_images_is_refused_before_any_work(folder):
+    with pytest.raises(ValueError, match="too few for 11 folds"):
+        compare(folder, [Approach("small", fast(), 32, per_class=15)], cv=11, verbose=0)
+
+
+def test_failure_keeps_finished_work(folder, tmp_path):
+    broken = TransferClassifier("squeezenet1_1", weights=tmp_path / "missing.pth", verbose=0)
+    approaches = [Approach("small", fast(), 32), Approach("broken", broken, 32)]
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        compare(folder, approaches, cv=0, out_dir=tmp_path / "out", verbose=0)
+    assert (tmp_path / "out" / "small.joblib").exists()
+    assert "| small |" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_unreadable_images_are_named_in_the_report(folder, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(folder, tmp_path / "data")
+    (copy / "circle" / "broken.png").write_bytes(b"\x89PNG broken")
+    with pytest.warns(UserWarning, match="skipped 1 file"):
+        result = compare(
+            copy, [Approach("small", fast(), 32)], cv=0, out_dir=tmp_path / "o", verbose=0
+        )
+    assert result.skipped and "broken.png" in result.skipped[0][0]
+    assert "broken.png" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_transfer_approach_with_weights_file(folder, tmp_path):
+    weights = tmp_path / "squeeze.pth"
+    torch.save(torchvision.models.get_model("squeezenet1_1").state_dict(), weights)
+    clf = TransferClassifier("squeezenet1_1", weights=weights, max_epochs=1, verbose=0)
+    result = compare(folder, [Approach("transfer", clf, 48, per_class=10)], cv=0, verbose=0)
+    assert result.approaches[0]["weights"] == str(weights)
