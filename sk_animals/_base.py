@@ -79,10 +79,11 @@ def to_network_input(x, mean, std, device):
     converted there.
     """
     x = torch.as_tensor(x).to(device, non_blocking=True).permute(0, 3, 1, 2)
-    x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-    mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    std = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    scale = 255.0 if x.dtype == torch.uint8 else 1.0
+    x = x.to(torch.float32, copy=True)  # the one float copy; the rest is in place
+    mean = torch.as_tensor(np.asarray(mean) * scale, dtype=x.dtype, device=x.device)
+    std = torch.as_tensor(np.asarray(std) * scale, dtype=x.dtype, device=x.device)
+    return x.sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
 
 
 class IterationScores(Callback):

@@ -77,6 +77,62 @@ def _compare(args):
     return 0
 
 
+def _tune(args):
+    import joblib
+    from sklearn.pipeline import make_pipeline
+
+    from .datasets import load_image_folder, make_image_dataset
+    from .preprocessing import ImageLoader
+    from .scratch import ScratchCNNClassifier
+    from .tuning import tune
+
+    if args.demo == (args.data_dir is not None):
+        raise SystemExit("sk-animals: give either DATA_DIR or --demo")
+    if args.demo:
+        X, y = make_image_dataset(**DEMO, random_state=args.seed)
+        size = DEMO["size"]
+    else:
+        data = load_image_folder(
+            args.data_dir, per_class=args.per_class, random_state=args.seed, verify=True, n_jobs=-1
+        )
+        size = args.image_size or (
+            100 if args.approach == "scratch" else BACKBONES[args.backbone or "alexnet"].size
+        )
+        X, y = ImageLoader(size, n_jobs=-1).transform(data.data), data.target
+    if args.approach == "scratch":
+        clf = ScratchCNNClassifier(device=args.device, verbose=0)
+    else:
+        from .transfer import TransferClassifier
+
+        clf = TransferClassifier(
+            args.backbone or "alexnet", weights=args.weights, device=args.device, verbose=0
+        )
+    best, study = tune(
+        clf,
+        X,
+        y,
+        n_trials=args.n_trials,
+        storage=args.storage,
+        study_name=args.study_name,
+        timeout=args.timeout,
+        random_state=args.seed,
+        refit=args.out is not None,
+    )
+    states = {}
+    for trial in study.trials:
+        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+    print(
+        f"study {study.study_name!r}: {len(study.trials)} trials "
+        f"({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})"
+    )
+    print(f"best validation accuracy {study.best_value:.4f} with {study.best_params}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        joblib.dump(make_pipeline(ImageLoader(size), best), args.out)
+        print(f"best pipeline refitted on all the data: {args.out}")
+    return 0
+
+
 def _predict(args):
     import joblib
     import numpy as np
@@ -176,6 +232,60 @@ def build_parser():
     )
     c.add_argument("-v", "--verbose", action="store_true", help="print every epoch")
     c.set_defaults(run=_compare)
+
+    t = sub.add_parser(
+        "tune",
+        help="search hyperparameters with Optuna",
+        description="Run (or join) an Optuna study over one approach's hyperparameters, "
+        "pruning bad trials per epoch. Start the same command on several machines with one "
+        "--storage database and --study-name to share the study.",
+    )
+    t.add_argument("data_dir", nargs="?", help="folder with one subfolder per class")
+    t.add_argument("--demo", action="store_true", help="tune on the built-in image set")
+    t.add_argument(
+        "--approach",
+        choices=["scratch", "transfer"],
+        default="scratch",
+        help="which classifier to tune (default: scratch)",
+    )
+    t.add_argument(
+        "--n-trials",
+        type=int,
+        default=20,
+        help="trials the study stops at, counted over all workers",
+    )
+    t.add_argument(
+        "--storage",
+        default=None,
+        help="study.db (SQLite), an RDB URL such as postgresql://user:pw@host/db, "
+        "or a .log journal file; in memory by default",
+    )
+    t.add_argument("--study-name", default=None, help="study to create or join")
+    t.add_argument(
+        "--timeout", type=float, default=None, help="stop starting trials after this many seconds"
+    )
+    t.add_argument("--per-class", type=int, default=None, help="images per class")
+    t.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="image size (default: 100 scratch, the backbone's for transfer)",
+    )
+    t.add_argument(
+        "--backbone",
+        default=None,
+        choices=sorted(BACKBONES),
+        help="transfer backbone (default: alexnet)",
+    )
+    t.add_argument("--weights", default="DEFAULT", help="transfer weights, as for compare")
+    t.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda' ...")
+    t.add_argument("--seed", type=int, default=0, help="seed of the sampler and the fits")
+    t.add_argument(
+        "--out",
+        default=None,
+        help="write the best pipeline, refitted on all the data, to this .joblib",
+    )
+    t.set_defaults(run=_tune)
 
     p = sub.add_parser(
         "predict",
