@@ -111,7 +111,7 @@ def make_storage(storage=None, *, heartbeat_interval=60):
     heartbeat_interval : int, default=60
         For databases: seconds between a running trial's heartbeats; a trial whose
         worker died is marked failed after two missed beats and run again by the
-        next worker (Optuna's ``RetryFailedTrialCallback``).
+        next worker (Optuna's ``RetryHeartbeatStaleTrialCallback``).
 
     Returns
     -------
@@ -129,7 +129,9 @@ def make_storage(storage=None, *, heartbeat_interval=60):
         url,
         heartbeat_interval=heartbeat_interval,
         grace_period=2 * heartbeat_interval,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+            max_retry=1
+        ),
     )
 
 
