@@ -1,0 +1,40 @@
+"""
+An Optuna study with pruning
+============================
+
+:func:`~sk_animals.tuning.tune` samples hyperparameters from a default search space,
+stops trials whose validation accuracy trails the others after any epoch, and refits
+the best. Give ``storage="study.db"`` and a ``study_name`` to make the study survive a
+crash, or a PostgreSQL URL to share it between machines.
+"""
+
+import sys
+import tempfile
+
+import optuna
+from optuna.distributions import CategoricalDistribution, IntDistribution
+from sklearn.pipeline import make_pipeline
+
+from sk_animals import ImageLoader, load_image_folder, make_image_dataset, save_image_folder
+from sk_animals.scratch import ScratchCNNClassifier
+from sk_animals.tuning import search_space, tune
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+if len(sys.argv) > 1:
+    folder = sys.argv[1]
+else:
+    X, y = make_image_dataset(n_samples=300, n_classes=3, size=32, random_state=0)
+    folder = save_image_folder(X, y, tempfile.mkdtemp())
+data = load_image_folder(folder)
+
+pipe = make_pipeline(ImageLoader(32), ScratchCNNClassifier(verbose=0))
+space = search_space(pipe[-1])  # the default space, narrowed to run in seconds
+space.update(
+    max_epochs=IntDistribution(3, 8),
+    width=CategoricalDistribution([8, 16]),
+    depth=IntDistribution(2, 3),
+)
+best, study = tune(pipe, data.data, data.target, n_trials=8, param_distributions=space)
+states = [t.state.name for t in study.trials]
+print(f"{states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned")
+print(f"best validation accuracy {study.best_value:.3f} with {study.best_params}")
