@@ -413,7 +413,7 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
         Returns
         -------
-        features : ndarray of shape (n_samples, n_features_out_), dtype float32
+        features : ndarray of shape (n_samples, n_features), dtype float32
         """
         check_is_fitted(self, "module_")
         extract = check_memory(self.memory).cache(
