@@ -36,7 +36,7 @@ def test_docs_build_with_warnings_as_errors(tmp_path):
         capture_output=True,
         text=True,
         timeout=900,
-        env={"MPLBACKEND": "Agg", **__import__("os").environ},
+        env={**os.environ, "MPLBACKEND": "Agg"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "html" / "api.html").exists()
