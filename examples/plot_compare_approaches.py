@@ -15,14 +15,15 @@ a state-dict file as the second argument.
 import sys
 import tempfile
 
-from sk_animals import make_image_dataset, save_image_folder
+from sk_animals import make_image_folder
 from sk_animals.evaluation import compare, paper_protocol
 
-if len(sys.argv) > 1:
-    folder = sys.argv[1]
-else:
-    X, y = make_image_dataset(n_samples=300, n_classes=3, size=48, random_state=0)
-    folder = save_image_folder(X, y, tempfile.mkdtemp())
+# A folder with one subfolder per class: yours, or the built-in shapes written to disk.
+folder = (
+    sys.argv[1]
+    if len(sys.argv) > 1
+    else make_image_folder(n_samples=300, n_classes=3, size=48, random_state=0)
+)
 weights = sys.argv[2] if len(sys.argv) > 2 else None
 
 # %%

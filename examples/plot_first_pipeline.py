@@ -8,20 +8,19 @@ an ordinary scikit-learn Pipeline that takes paths and string labels.
 """
 
 import sys
-import tempfile
 
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 
-from sk_animals import ImageLoader, load_image_folder, make_image_dataset, save_image_folder
+from sk_animals import ImageLoader, load_image_folder, make_image_folder
 from sk_animals.scratch import RECOMMENDED, ScratchCNNClassifier
 
 # A folder with one subfolder per class: yours, or the built-in shapes written to disk.
-if len(sys.argv) > 1:
-    folder = sys.argv[1]
-else:
-    X, y = make_image_dataset(n_samples=600, n_classes=3, size=48, random_state=0)
-    folder = save_image_folder(X, y, tempfile.mkdtemp())
+folder = (
+    sys.argv[1]
+    if len(sys.argv) > 1
+    else make_image_folder(n_samples=600, n_classes=3, size=48, random_state=0)
+)
 data = load_image_folder(folder)
 paths_train, paths_test, y_train, y_test = train_test_split(
     data.data, data.target, test_size=0.25, stratify=data.target, random_state=0

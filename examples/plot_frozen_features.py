@@ -18,14 +18,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-from sk_animals import ImageLoader, load_image_folder, make_image_dataset, save_image_folder
+from sk_animals import ImageLoader, load_image_folder, make_image_folder
 from sk_animals.transfer import PretrainedFeatures
 
-if len(sys.argv) > 1:
-    folder = sys.argv[1]
-else:
-    X, y = make_image_dataset(n_samples=200, n_classes=2, size=64, random_state=0)
-    folder = save_image_folder(X, y, tempfile.mkdtemp())
+# A folder with one subfolder per class: yours, or the built-in shapes written to disk.
+folder = (
+    sys.argv[1]
+    if len(sys.argv) > 1
+    else make_image_folder(n_samples=200, n_classes=2, size=64, random_state=0)
+)
 weights = sys.argv[2] if len(sys.argv) > 2 else None
 data = load_image_folder(folder)
 

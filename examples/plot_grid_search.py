@@ -7,19 +7,19 @@ Pipeline with the usual ``step__parameter`` names, including skorch's prefixed o
 """
 
 import sys
-import tempfile
 
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
-from sk_animals import ImageLoader, load_image_folder, make_image_dataset, save_image_folder
+from sk_animals import ImageLoader, load_image_folder, make_image_folder
 from sk_animals.scratch import ScratchCNNClassifier
 
-if len(sys.argv) > 1:
-    folder = sys.argv[1]
-else:
-    X, y = make_image_dataset(n_samples=300, n_classes=3, size=32, random_state=0)
-    folder = save_image_folder(X, y, tempfile.mkdtemp())
+# A folder with one subfolder per class: yours, or the built-in shapes written to disk.
+folder = (
+    sys.argv[1]
+    if len(sys.argv) > 1
+    else make_image_folder(n_samples=300, n_classes=3, size=32, random_state=0)
+)
 data = load_image_folder(folder)
 
 pipe = make_pipeline(

@@ -9,22 +9,22 @@ crash, or a PostgreSQL URL to share it between machines.
 """
 
 import sys
-import tempfile
 
 import optuna
 from optuna.distributions import CategoricalDistribution, IntDistribution
 from sklearn.pipeline import make_pipeline
 
-from sk_animals import ImageLoader, load_image_folder, make_image_dataset, save_image_folder
+from sk_animals import ImageLoader, load_image_folder, make_image_folder
 from sk_animals.scratch import ScratchCNNClassifier
 from sk_animals.tuning import search_space, tune
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-if len(sys.argv) > 1:
-    folder = sys.argv[1]
-else:
-    X, y = make_image_dataset(n_samples=300, n_classes=3, size=32, random_state=0)
-    folder = save_image_folder(X, y, tempfile.mkdtemp())
+# A folder with one subfolder per class: yours, or the built-in shapes written to disk.
+folder = (
+    sys.argv[1]
+    if len(sys.argv) > 1
+    else make_image_folder(n_samples=300, n_classes=3, size=32, random_state=0)
+)
 data = load_image_folder(folder)
 
 pipe = make_pipeline(ImageLoader(32), ScratchCNNClassifier(verbose=0))

@@ -14,14 +14,15 @@ import joblib
 import numpy as np
 from sklearn.pipeline import make_pipeline
 
-from sk_animals import ImageLoader, load_image_folder, make_image_dataset, save_image_folder
+from sk_animals import ImageLoader, load_image_folder, make_image_folder
 from sk_animals.scratch import ScratchCNNClassifier
 
-if len(sys.argv) > 1:
-    folder = sys.argv[1]
-else:
-    X, y = make_image_dataset(n_samples=200, n_classes=2, size=32, random_state=0)
-    folder = save_image_folder(X, y, tempfile.mkdtemp())
+# A folder with one subfolder per class: yours, or the built-in shapes written to disk.
+folder = (
+    sys.argv[1]
+    if len(sys.argv) > 1
+    else make_image_folder(n_samples=200, n_classes=2, size=32, random_state=0)
+)
 data = load_image_folder(folder)
 
 pipe = make_pipeline(ImageLoader(32), ScratchCNNClassifier(max_epochs=3, depth=3, verbose=0))

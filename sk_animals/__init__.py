@@ -7,6 +7,7 @@ from .datasets import (
     load_animals10,
     load_image_folder,
     make_image_dataset,
+    make_image_folder,
     save_image_folder,
 )
 from .preprocessing import ImageLoader, ImageLoadError, find_bad_images
@@ -24,5 +25,6 @@ __all__ = [
     "load_animals10",
     "load_image_folder",
     "make_image_dataset",
+    "make_image_folder",
     "save_image_folder",
 ]

@@ -4,7 +4,6 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,7 +17,7 @@ PAPER_DEFAULTS = {"backbone": "alexnet", "folds": 5, "per_class": None}
 
 
 def _compare(args):
-    from .datasets import make_image_dataset, save_image_folder
+    from .datasets import make_image_folder
     from .evaluation import compare, paper_protocol
     from .transfer import load_backbone
 
@@ -44,9 +43,7 @@ def _compare(args):
                 "transfer model starts from random weights",
                 stacklevel=1,
             )
-        workdir = tempfile.mkdtemp(prefix="sk-animals-demo-")
-        X, y = make_image_dataset(**DEMO, random_state=args.seed)
-        args.data_dir = save_image_folder(X, y, workdir)
+        workdir = args.data_dir = make_image_folder(**DEMO, random_state=args.seed)
     approaches = paper_protocol(
         backbone=args.backbone,
         weights=weights,

@@ -1,6 +1,7 @@
 """Labelled image sets: any folder per class, Kaggle's Animals-10, and a synthetic set."""
 
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,7 @@ __all__ = [
     "load_animals10",
     "load_image_folder",
     "make_image_dataset",
+    "make_image_folder",
     "sample_per_class",
     "save_image_folder",
 ]
@@ -411,3 +413,28 @@ def save_image_folder(X, y, root):
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.asarray(image, np.uint8)).save(folder / f"{i:05d}.png")
     return root
+
+
+def make_image_folder(root=None, **kwargs):
+    """Write a :func:`make_image_dataset` set as PNG files, one folder per class.
+
+    Parameters
+    ----------
+    root : str or path-like, default=None
+        Where to write; a new temporary folder when None (the caller removes it).
+    **kwargs
+        Passed to :func:`make_image_dataset` (``n_samples``, ``n_classes``, ``size``,
+        ``noise``, ``random_state``).
+
+    Returns
+    -------
+    root : pathlib.Path
+
+    Examples
+    --------
+    >>> from sk_animals.datasets import load_image_folder, make_image_folder
+    >>> load_image_folder(make_image_folder(n_samples=4, n_classes=2)).target_names
+    ['circle', 'cross']
+    """
+    root = tempfile.mkdtemp(prefix="sk-animals-images-") if root is None else root
+    return save_image_folder(*make_image_dataset(**kwargs), root)

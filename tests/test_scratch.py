@@ -338,3 +338,33 @@ def _expected_failed_checks(estimator):
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_early_stopping_and_best_checkpoint(shapes, tmp_path):
+    from skorch.callbacks import Checkpoint, EarlyStopping, LoadInitState
+
+    X, y = shapes
+    checkpoint = Checkpoint(monitor="valid_acc_best", dirname=str(tmp_path / "ckpt"))
+    stopper = EarlyStopping(monitor="valid_loss", patience=2, threshold=10.0)
+    clf = tiny(max_epochs=20, train_split=0.25, callbacks=[checkpoint, stopper]).fit(X, y)
+    assert len(clf.history) == 3  # a huge threshold: no epoch counts as improving
+    assert (tmp_path / "ckpt" / "params.pt").exists()
+    saved = [e["epoch"] for e in clf.history if e["event_cp"]]
+    assert saved and all(clf.history[i - 1, "valid_acc_best"] for i in saved)
+    restored = tiny(max_epochs=0, train_split=0.25, callbacks=[LoadInitState(checkpoint)]).fit(
+        X, y
+    )
+    assert restored.history[-1, "epoch"] == saved[-1]
+    state = torch.load(tmp_path / "ckpt" / "params.pt", weights_only=True)
+    for name, value in restored.module_.state_dict().items():
+        torch.testing.assert_close(value, state[name])
+
+
+def test_verbose_levels(shapes, capsys):
+    X, y = shapes
+    tiny(max_epochs=1, verbose=0).fit(X, y)
+    assert capsys.readouterr().out == ""
+    tiny(max_epochs=1, verbose=1).fit(X, y)
+    assert "train_loss" in capsys.readouterr().out
+    clf = tiny(max_epochs=1, verbose=2).fit(X, y)
+    assert "progress_bar" in dict(clf.callbacks_)
