@@ -70,19 +70,21 @@ def sample_per_class(y, per_class, *, random_state=None):
     if per_class is None:
         return np.arange(len(y))
     rng = check_random_state(random_state)
-    chosen = []
+    chosen, short = [], []
     for label in np.unique(y):
         members = np.flatnonzero(y == label)
         if len(members) < per_class:
-            warnings.warn(
-                f"class {str(label)!r} has {len(members)} images, fewer than "
-                f"per_class={per_class}; all of them are used",
-                UserWarning,
-                stacklevel=2,
-            )
+            short.append(f"{label} ({len(members)})")
             chosen.append(members)
         else:
             chosen.append(rng.choice(members, size=per_class, replace=False))
+    if short:
+        warnings.warn(
+            f"{len(short)} class(es) have fewer than per_class={per_class} images and keep all "
+            f"of them: {', '.join(short)}",
+            UserWarning,
+            stacklevel=2,
+        )
     return np.sort(np.concatenate(chosen))
 
 

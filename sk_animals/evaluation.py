@@ -7,6 +7,7 @@ per-class true- and false-positive rates, timings and the per-iteration curves.
 """
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -191,7 +192,9 @@ def _load(data, random_state):
 def _check_enough(y, approaches, cv, validation_size, random_state):
     """Refuse, before any work, a class too small for the folds and the hold-out."""
     for approach in approaches:
-        labels = y[sample_per_class(y, approach.per_class, random_state=random_state)]
+        with warnings.catch_warnings():  # the run itself warns about short classes
+            warnings.simplefilter("ignore", UserWarning)
+            labels = y[sample_per_class(y, approach.per_class, random_state=random_state)]
         for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
             n_valid = int(np.ceil(count * validation_size))
             if n_valid < 1 or count - n_valid < max(cv or 0, 2):

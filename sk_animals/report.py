@@ -39,9 +39,8 @@ def plot_curves(record, path):
 def plot_confusion(record, classes, path):
     """Confusion matrix in counts and row-normalised, side by side."""
     cm = np.asarray(record["confusion_matrix"])
-    fig, axes = plt.subplots(
-        1, 2, figsize=(2 + 1.1 * len(classes) * 2, 1 + len(classes) * 0.9), constrained_layout=True
-    )
+    side = 2.0 + 0.6 * len(classes)  # inches per matrix
+    fig, axes = plt.subplots(1, 2, figsize=(2 * side, side), constrained_layout=True)
     with np.errstate(invalid="ignore"):
         normalised = np.nan_to_num(cm / cm.sum(1, keepdims=True))
     for ax, matrix, fmt, title in (

@@ -51,7 +51,9 @@ def test_per_class_sampling_is_stratified_and_seeded(folder):
 
 
 def test_short_class_keeps_all_and_warns(folder):
-    with pytest.warns(UserWarning, match="'circle' has 10 images, fewer than per_class=50"):
+    with pytest.warns(
+        UserWarning, match=r"fewer than per_class=50 images and keep all of them: circle \(10\)"
+    ):
         data = load_image_folder(folder, per_class=50, random_state=0)
     assert (data.target == "circle").sum() == 10
 
