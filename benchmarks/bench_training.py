@@ -75,7 +75,7 @@ def compare(name, make_estimator, make_module, X, y, batch_size, epochs, device,
         dtype,
     )  # warm-up: kernels, allocator
     loop_s = est_s = float("inf")
-    for _ in range(5):  # alternate, keep the best of each (shared machines are noisy)
+    for _ in range(7):  # alternate, keep the best of each (shared machines are noisy)
         t, loop_mem = timed(
             lambda: hand_written_loop(
                 make_module(), X, y, batch_size, epochs, device, est.lr, dtype

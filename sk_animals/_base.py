@@ -56,8 +56,12 @@ def check_images(X, name="X"):
     return X
 
 
-def _channel_stats(X, chunk=256):
-    """Per-channel mean and std of images, in [0, 1] units, without a float copy of X."""
+def _channel_stats(X, chunk=256, max_images=2048):
+    """Per-channel mean and std of images, in [0, 1] units, without a float copy of X.
+
+    Measured on at most ``max_images`` evenly spaced images: enough for three decimals.
+    """
+    X = X[:: max(1, len(X) // max_images)]
     if X.dtype != np.uint8:
         flat = X.reshape(-1, 3)
         return flat.mean(0, dtype=np.float64), flat.std(0, dtype=np.float64)
