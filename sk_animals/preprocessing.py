@@ -131,6 +131,9 @@ def _decode(img, size, policy, opened):
         upright = img.size[::-1] if transposed else img.size
         want = _target_size(size, upright, policy)
         img.draft(None, want[::-1] if transposed else want)
+    if opened:  # our own image: turn it upright in place, without a copy
+        ImageOps.exif_transpose(img, in_place=True)
+        return _to_rgb(img)
     return _to_rgb(ImageOps.exif_transpose(img))
 
 
