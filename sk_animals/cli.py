@@ -51,7 +51,7 @@ def _compare(args):
         per_class=args.per_class,
         epochs=args.epochs,
         random_state=args.seed,
-        verbose=int(args.verbose),
+        verbose=2 * args.verbose,
     )
     if args.demo:  # small and fast: both models on the 64 px shapes
         for approach in approaches:
@@ -227,7 +227,9 @@ def build_parser():
         help="'DEFAULT' or 'IMAGENET1K_V1' (torchvision, cached in $TORCH_HOME), "
         "or the path of a state-dict file",
     )
-    c.add_argument("-v", "--verbose", action="store_true", help="print every epoch")
+    c.add_argument(
+        "-v", "--verbose", action="store_true", help="print every epoch, with a progress bar"
+    )
     c.set_defaults(run=_compare)
 
     t = sub.add_parser(
@@ -302,7 +304,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, ImportError) as exc:
         print(f"sk-animals: {exc}", file=sys.stderr)
         return 2
 
