@@ -1,8 +1,5 @@
 """ScratchCNNClassifier: the paper's CNN trained from random initialisation."""
 
-import torch
-from torch import nn
-
 from ._base import ImageClassifier
 from ._networks import PaperCNN
 
@@ -75,29 +72,8 @@ class ScratchCNNClassifier(ImageClassifier):
     ['circle', 'cross']
     """
 
-    def __init__(
-        self,
-        module=PaperCNN,
-        *,
-        width=8,
-        depth=4,
-        dropout=0.0,
-        criterion=nn.CrossEntropyLoss,
-        optimizer=torch.optim.SGD,
-        lr=0.01,
-        max_epochs=10,
-        batch_size=128,
-        **kwargs,
-    ):
-        super().__init__(
-            module,
-            criterion=criterion,
-            optimizer=optimizer,
-            lr=lr,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            **kwargs,
-        )
+    def __init__(self, module=PaperCNN, *, width=8, depth=4, dropout=0.0, **kwargs):
+        super().__init__(module, **kwargs)  # the base's defaults are the paper's
         self.width = width
         self.depth = depth
         self.dropout = dropout

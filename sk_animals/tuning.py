@@ -8,6 +8,7 @@ can work on one study at once: Optuna's storage is the distributed engine.
 
 import gc
 import importlib
+import time
 from functools import partial
 
 import numpy as np
@@ -20,6 +21,7 @@ from .transfer import BACKBONES, TransferClassifier
 
 __all__ = ["make_storage", "search_space", "tune"]
 
+_SCHEMA_ATTEMPTS = 5
 _INSTALL = "hyperparameter search needs Optuna: pip install 'sk-animals[tune]'"
 
 
@@ -108,6 +110,8 @@ def make_storage(storage=None, *, heartbeat_interval=60):
         ``mysql+pymysql://...``): a shared database. A name ending in ``.log`` or
         ``.journal``: an append-only journal file (shared file systems with locks).
         A storage object is returned as it is.
+        Workers started at the same moment on a new database may race to create its
+        tables; the loser retries.
     heartbeat_interval : int, default=60
         For databases: seconds between a running trial's heartbeats; a trial whose
         worker died is marked failed after two missed beats and run again by the
@@ -124,15 +128,23 @@ def make_storage(storage=None, *, heartbeat_interval=60):
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(storage))
+    from sqlalchemy.exc import SQLAlchemyError
+
     url = storage if "://" in storage else f"sqlite:///{storage}"
-    return optuna.storages.RDBStorage(
-        url,
-        heartbeat_interval=heartbeat_interval,
-        grace_period=2 * heartbeat_interval,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-            max_retry=1
-        ),
-    )
+    for attempt in range(_SCHEMA_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=2 * heartbeat_interval,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=1
+                ),
+            )
+        except SQLAlchemyError:  # workers started together race to create one new schema
+            if attempt == _SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def _suggest(trial, name, dist):
