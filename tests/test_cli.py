@@ -127,3 +127,30 @@ def test_help_explains_options():
         "--overwrite",
     ):
         assert option in proc.stdout
+
+
+def test_tune_command_shares_a_study_file(tmp_path, capsys):
+    pytest.importorskip("optuna")
+    X, y = make_image_dataset(n_samples=48, n_classes=2, size=32, random_state=0)
+    data = save_image_folder(X, y, tmp_path / "data")
+    args = [
+        "tune",
+        str(data),
+        "--image-size",
+        "32",
+        "--n-trials",
+        "2",
+        "--storage",
+        str(tmp_path / "study.db"),
+        "--study-name",
+        "s",
+        "--out",
+        str(tmp_path / "b.joblib"),
+    ]
+    assert main(args) == 0
+    assert "study 's': 2 trials" in capsys.readouterr().out
+    assert main([*args[:5], "3", *args[6:]]) == 0  # a second worker joins and adds one
+    assert "study 's': 3 trials" in capsys.readouterr().out
+    assert joblib.load(tmp_path / "b.joblib").predict(
+        [str(p) for p in data.rglob("*.png")][:2]
+    ).shape == (2,)
