@@ -8,14 +8,11 @@ import html
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # figures for files: no pyplot, no backend switch
+from sklearn.metrics import ConfusionMatrixDisplay
 
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
-
-from .preprocessing import ImageLoader  # noqa: E402
+from .preprocessing import ImageLoader
 
 __all__ = ["plot_confusion", "plot_curves", "plot_predictions", "write_report"]
 
@@ -23,7 +20,8 @@ __all__ = ["plot_confusion", "plot_curves", "plot_predictions", "write_report"]
 def plot_curves(record, path):
     """Iteration vs accuracy and vs loss, training and validation, for one approach."""
     curves = record["curves"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    axes = fig.subplots(1, 2)
     for ax, key, title in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
         train, valid = curves["train"], curves["valid"]
         ax.plot(train["iteration"], train[key], lw=0.8, alpha=0.7, label="training (mini-batch)")
@@ -33,14 +31,14 @@ def plot_curves(record, path):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_confusion(record, classes, path):
     """Confusion matrix in counts and row-normalised, side by side."""
     cm = np.asarray(record["confusion_matrix"])
     side = 2.0 + 0.6 * len(classes)  # inches per matrix
-    fig, axes = plt.subplots(1, 2, figsize=(2 * side, side), constrained_layout=True)
+    fig = Figure(figsize=(2 * side, side), layout="constrained")
+    axes = fig.subplots(1, 2)
     with np.errstate(invalid="ignore"):
         normalised = np.nan_to_num(cm / cm.sum(1, keepdims=True))
     for ax, matrix, fmt, title in (
@@ -52,7 +50,6 @@ def plot_confusion(record, classes, path):
         )
         ax.set_title(f"{record['name']}: {title}")
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_predictions(record, path, n=16, random_state=0):
@@ -63,9 +60,8 @@ def plot_predictions(record, path, n=16, random_state=0):
     images = ImageLoader(96, resize="pad").transform(files[pick])
     cols = 4
     rows = int(np.ceil(len(pick) / cols))
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(2.4 * cols, 2.6 * rows), constrained_layout=True, squeeze=False
-    )
+    fig = Figure(figsize=(2.4 * cols, 2.6 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, i in zip(axes.flat, images, pick, strict=False):
@@ -79,7 +75,6 @@ def plot_predictions(record, path, n=16, random_state=0):
         )
     fig.suptitle(f"{record['name']}: validation predictions (mistakes in red)")
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _rates_markdown(result):
