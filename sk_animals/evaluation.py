@@ -174,7 +174,7 @@ def training_curves(history):
     return curves
 
 
-def _load(data, random_state):
+def _load(data):
     """A Bunch of paths and labels from a folder (Animals-10 recognised) or a Bunch."""
     if isinstance(data, Bunch | dict):
         return Bunch(
@@ -389,7 +389,7 @@ def compare(
     ValueError
         A class has too few images for the folds and the hold-out (checked first).
     """
-    data = _load(data, random_state)
+    data = _load(data)
     approaches = paper_protocol(random_state=random_state) if approaches is None else approaches
     _check_enough(data.target, approaches, cv, validation_size, random_state)
     result = ComparisonResult(classes=sorted(set(data.target.tolist())), skipped=data.skipped)
