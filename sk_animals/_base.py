@@ -195,7 +195,7 @@ class ImageClassifier(NeuralNetClassifier):
     criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
         Takes logits; ``criterion__label_smoothing`` smooths labels.
     optimizer : torch optimizer class, default=torch.optim.SGD
-        ``optimizer__momentum`` defaults to 0.9.
+        With SGD, ``optimizer__momentum`` defaults to 0.9.
     lr : float, default=0.01
         Learning rate (the peak learning rate when ``lr_schedule`` is set).
     max_epochs : int, default=10
@@ -270,7 +270,8 @@ class ImageClassifier(NeuralNetClassifier):
         verbose=1,
         **kwargs,
     ):
-        kwargs.setdefault("optimizer__momentum", 0.9)
+        if optimizer is torch.optim.SGD:  # the paper: SGD with momentum
+            kwargs.setdefault("optimizer__momentum", 0.9)
         kwargs.setdefault("iterator_train__shuffle", True)
         super().__init__(
             module,

@@ -368,3 +368,10 @@ def test_verbose_levels(shapes, capsys):
     assert "train_loss" in capsys.readouterr().out
     clf = tiny(max_epochs=1, verbose=2).fit(X, y)
     assert "progress_bar" in dict(clf.callbacks_)
+
+
+def test_other_optimizers_need_no_momentum(shapes):
+    X, y = shapes
+    clf = tiny(optimizer=torch.optim.Adam, lr=1e-3).fit(X, y)
+    assert isinstance(clf.optimizer_, torch.optim.Adam)
+    assert "optimizer__momentum" not in clf.get_params()
