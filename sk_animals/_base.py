@@ -112,12 +112,17 @@ class IterationScores(Callback):
         self.correct_ = {True: 0, False: 0}
         self.seen_ = {True: 0, False: 0}
 
-    def on_batch_end(self, net, batch, training, y_pred=None, **kwargs):
+    @staticmethod
+    def _count(batch, y_pred):
+        """(correct predictions, batch size) of one batch."""
         yi = unpack_data(batch)[1].to(y_pred.device)
-        correct = (y_pred.argmax(1) == yi).sum().item()
+        return (y_pred.argmax(1) == yi).sum().item(), len(yi)
+
+    def on_batch_end(self, net, batch, training, y_pred=None, **kwargs):
+        correct, n = self._count(batch, y_pred)
         self.correct_[training] += correct
-        self.seen_[training] += len(yi)
-        net.history.record_batch("train_acc" if training else "valid_acc", correct / len(yi))
+        self.seen_[training] += n
+        net.history.record_batch("train_acc" if training else "valid_acc", correct / n)
         if not training:
             return
         self.iteration_ += 1
@@ -131,10 +136,10 @@ class IterationScores(Callback):
         loss, correct, seen = 0.0, 0, 0
         for batch in net.get_iterator(self.dataset_valid_, training=False):
             step = net.validation_step(batch)
-            yi = unpack_data(batch)[1].to(step["y_pred"].device)
-            loss += step["loss"].item() * len(yi)
-            correct += (step["y_pred"].argmax(1) == yi).sum().item()
-            seen += len(yi)
+            batch_correct, n = self._count(batch, step["y_pred"])
+            loss += step["loss"].item() * n
+            correct += batch_correct
+            seen += n
         return loss / seen, correct / seen
 
     def on_epoch_end(self, net, **kwargs):
