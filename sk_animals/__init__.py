@@ -1,30 +1,40 @@
-"""sk_animals: scikit-learn image classifiers, a CNN from scratch versus ImageNet transfer."""
+"""sk_animals: scikit-learn image classifiers, a CNN from scratch versus ImageNet transfer.
 
+The public names are imported on first use (PEP 562), so that ``import sk_animals`` and the
+``sk-animals --help`` command stay fast; ``from sk_animals import ImageLoader`` works as usual.
+"""
+
+import importlib
 from importlib.metadata import PackageNotFoundError, version
-
-from .datasets import (
-    fetch_animals10,
-    load_animals10,
-    load_image_folder,
-    make_image_dataset,
-    make_image_folder,
-    save_image_folder,
-)
-from .preprocessing import ImageLoader, ImageLoadError, find_bad_images
 
 try:
     __version__ = version("sk-animals")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = [
-    "ImageLoadError",
-    "ImageLoader",
-    "fetch_animals10",
-    "find_bad_images",
-    "load_animals10",
-    "load_image_folder",
-    "make_image_dataset",
-    "make_image_folder",
-    "save_image_folder",
-]
+_HOMES = {
+    "ImageLoadError": "preprocessing",
+    "ImageLoader": "preprocessing",
+    "find_bad_images": "preprocessing",
+    "fetch_animals10": "datasets",
+    "load_animals10": "datasets",
+    "load_folder": "datasets",
+    "load_image_folder": "datasets",
+    "make_image_dataset": "datasets",
+    "make_image_folder": "datasets",
+    "save_image_folder": "datasets",
+    "save": "persistence",
+    "load": "persistence",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_HOMES])

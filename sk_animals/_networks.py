@@ -1,8 +1,10 @@
-"""Plain torch modules: the paper's from-scratch CNN. No scikit-learn here."""
+"""Plain torch modules and surgery: the paper's CNN, new heads, freezing. No scikit-learn here."""
 
 from torch import nn
 
-__all__ = ["PaperCNN"]
+from ._backbones import backbone_spec, load_backbone
+
+__all__ = ["PaperCNN", "TransferNet"]
 
 
 class PaperCNN(nn.Module):
@@ -11,9 +13,9 @@ class PaperCNN(nn.Module):
     With the defaults and 100x100x3 input, MATLAB's layer array and its torch
     counterparts are:
 
-    ====  ==================================  =====================================
+    ===== ==================================  =====================================
     #     MATLAB layer                        torch
-    ====  ==================================  =====================================
+    ===== ==================================  =====================================
     1     imageInputLayer([100 100 3])        per-batch uint8 -> float and per-channel
                                               normalisation in the estimator
     2-5   conv 3x3 (8) / BN / ReLU / maxpool  ``blocks[0]``: Conv2d, BatchNorm2d,
@@ -28,7 +30,7 @@ class PaperCNN(nn.Module):
     24    softmaxLayer                        ``CrossEntropyLoss`` in training,
                                               softmax in ``predict_proba``
     25    classificationLayer                 ``CrossEntropyLoss``; ``predict``
-    ====  ==================================  =====================================
+    ===== ==================================  =====================================
 
     ``width`` scales every convolution (8, 16, 32, ... filters by default), ``depth``
     is the number of pooled blocks (4), and ``dropout`` is the probability of the
@@ -85,3 +87,84 @@ class PaperCNN(nn.Module):
     def forward(self, x):
         """Logits of shape (n, n_classes) for images of shape (n, 3, h, w)."""
         return self.head(self.blocks(x))
+
+
+def _replace(model, dotted, new):
+    parent_name, _, child = dotted.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+def _new_head(old, n_classes):
+    """A fresh last layer like ``old`` with ``n_classes`` outputs."""
+    if isinstance(old, nn.Conv2d):  # SqueezeNet's 1x1 convolution classifier
+        return nn.Conv2d(old.in_channels, n_classes, kernel_size=1)
+    return nn.Linear(old.in_features, n_classes)
+
+
+def freezable_blocks(model, backbone):
+    """The blocks that ``freeze=k`` counts, in input-to-output order."""
+    spec = backbone_spec(backbone)
+    blocks = model.get_submodule(spec.blocks) if spec.blocks else model
+    prefix = f"{spec.blocks}." if spec.blocks else ""
+    return [m for name, m in blocks.named_children() if prefix + name != spec.head]
+
+
+def _frozen_modules(model, backbone, freeze):
+    """The modules whose parameters ``freeze`` keeps fixed (the new head is unfrozen after)."""
+    if freeze == "none":
+        return []
+    if freeze == "body":
+        return [model]
+    blocks = freezable_blocks(model, backbone)
+    if freeze > len(blocks):
+        raise ValueError(
+            f"freeze={freeze} but {backbone} has {len(blocks)} blocks; use at most "
+            f"{len(blocks)}, 'body' or 'none'"
+        )
+    return blocks[:freeze]
+
+
+class TransferNet(nn.Module):
+    """A pretrained backbone with a new head; frozen parts stay in eval mode.
+
+    Parameters
+    ----------
+    n_classes : int or None
+        Outputs of the new head; ``None`` removes the head (features out).
+    backbone : str, default="alexnet"
+    weights : str, path-like, torchvision weights enum or None, default="DEFAULT"
+        As in :class:`~sk_animals.transfer.TransferClassifier`.
+    freeze : {"none", "body"} or int, default="none"
+        ``"none"`` fine-tunes everything; ``"body"`` trains the new head only; an int
+        ``k`` freezes the first ``k`` blocks (see :data:`~sk_animals.transfer.BACKBONES`).
+    """
+
+    def __init__(self, n_classes, backbone="alexnet", weights="DEFAULT", freeze="none"):
+        super().__init__()
+        spec = backbone_spec(backbone)
+        self.model = load_backbone(backbone, weights)
+        old = self.model.get_submodule(spec.head)
+        head = nn.Identity() if n_classes is None else _new_head(old, n_classes)
+        _replace(self.model, spec.head, head)
+        self.head_prefix = f"model.{spec.head}."
+        for module in _frozen_modules(self.model, backbone, freeze):
+            module.requires_grad_(False)
+        head.requires_grad_(True)  # the new head always trains
+        # leaves whose weights are all frozen keep eval-mode behaviour (batch-norm statistics)
+        self.frozen = [
+            m
+            for m in self.model.modules()
+            if m._parameters and not any(p.requires_grad for p in m.parameters(recurse=False))
+        ]
+
+    def train(self, mode=True):
+        """Set train mode, keeping frozen layers in eval mode."""
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        return self
+
+    def forward(self, x):
+        """Logits (or features, without a head) for normalised images (n, 3, h, w)."""
+        return self.model(x)

@@ -1,144 +1,313 @@
-"""The ``sk-animals`` command: compare the two approaches, predict with a saved model."""
+"""The ``sk-animals`` command: compare the two approaches, tune one, predict with a saved model.
+
+Every option is checked before any long work starts; heavy modules (torch, torchvision,
+scikit-learn) are imported only by the command that runs, so ``--help`` is instant.
+"""
 
 import argparse
-import json
-import shutil
+import os
 import sys
-import warnings
+import tempfile
+import traceback
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from . import __version__
-from .preprocessing import ImageLoadError
-from .transfer import BACKBONES
+from ._backbones import BACKBONES
 
-DEMO = {"n_samples": 600, "n_classes": 4, "size": 64}
-DEMO_DEFAULTS = {"backbone": "squeezenet1_1", "folds": 3, "per_class": 150}
-PAPER_DEFAULTS = {"backbone": "alexnet", "folds": 5, "per_class": None}
+#: Files ``compare`` writes into ``--out``; ``--overwrite`` removes these and nothing else.
+OUTPUT_PATTERNS = (
+    "report.md",
+    "report.html",
+    "metrics.json",
+    "*_curves.png",
+    "*_confusion.png",
+    "*_predictions.png",
+    "*.skmodel",
+)
+
+
+class UsageError(Exception):
+    """A bad option, found before any work: one line, exit code 2."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C: one line saying what was kept, exit code 130."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(minimum):
+    """An argparse type: an integer of at least ``minimum``."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _budgets(text):
+    """An argparse type: comma-separated images-per-class budgets."""
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list like 10,25,50") from None
+    if not values or values[0] < 1:
+        raise argparse.ArgumentTypeError(f"budgets must be whole numbers >= 1, got {text!r}")
+    return values
+
+
+def _fraction(text):
+    """An argparse type: a number in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _check_data(args):
+    """Exactly one of DATA_DIR and --demo; DATA_DIR a folder."""
+    if args.demo == (args.data_dir is not None):
+        raise UsageError("give either DATA_DIR or --demo")
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise UsageError(f"DATA_DIR {args.data_dir!r} does not exist or is not a folder")
+
+
+def _check_device(device):
+    import torch
+
+    try:
+        resolved = torch.device("cpu" if device == "auto" else device)
+    except RuntimeError:
+        raise UsageError(f"--device {device!r} is not a device: use auto, cpu or cuda") from None
+    if resolved.type == "cuda":
+        available = torch.cuda.device_count()
+        if (resolved.index or 0) >= available:
+            raise UsageError(
+                f"--device {device}: this machine has {available} CUDA device(s); "
+                "use --device cpu or auto"
+            )
+
+
+def _check_out_folder(out, overwrite):
+    """``--out`` can be written to and holds no earlier run, unless ``overwrite``."""
+    for parent in [out, *out.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"--out {str(out)!r}: {str(parent)!r} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UsageError(
+            f"--out {str(out)!r} exists and is not empty; choose another folder or "
+            "pass --overwrite to replace the files of the earlier run"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as exc:
+        raise UsageError(f"--out {str(out)!r} cannot be written to: {exc.strerror}") from None
+    if overwrite:  # a report never mixes two runs
+        for pattern in OUTPUT_PATTERNS:
+            for path in out.glob(pattern):
+                path.unlink()
+
+
+def _check_weights(backbone, weights):
+    """Load the weights once, now: a missing, corrupt or foreign file fails here."""
+    from ._backbones import load_backbone
+
+    try:
+        load_backbone(backbone, weights)
+    except (ValueError, FileNotFoundError, TypeError) as exc:
+        raise UsageError(f"--weights: {exc}") from None
 
 
 def _compare(args):
-    from .datasets import make_image_folder
-    from .evaluation import compare, paper_protocol
-    from .transfer import load_backbone
-
+    _check_data(args)
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise SystemExit(
-            f"sk-animals: output folder {str(out)!r} exists and is not empty; "
-            "choose another --out or pass --overwrite to replace its files"
+    _check_out_folder(out, args.overwrite)
+    _check_device(args.device)
+    backbone = args.backbone or ("squeezenet1_1" if args.demo else "alexnet")
+    weights = args.weights
+    try:
+        _check_weights(backbone, weights)
+    except OSError:  # not cached, and offline
+        if not args.demo:
+            raise
+        weights = None
+        print(
+            f"sk-animals: no cached ImageNet weights for {backbone}; the demo's transfer "
+            "model starts from random weights (the report says so)",
+            file=sys.stderr,
         )
-    if args.demo == (args.data_dir is not None):
-        raise SystemExit("sk-animals: give either DATA_DIR or --demo")
-    for name, default in (DEMO_DEFAULTS if args.demo else PAPER_DEFAULTS).items():
-        if getattr(args, name) is None:
-            setattr(args, name, default)
-    weights, workdir = args.weights, None
+
+    from .datasets import make_image_folder
+    from .evaluation import DEMO_DATA, compare, demo_protocol, paper_protocol
+
+    common = {"device": args.device, "random_state": args.seed, "verbose": 2 * args.verbose}
     if args.demo:
-        try:
-            load_backbone(args.backbone, weights)
-        except OSError:  # offline without the cached file: say so, run anyway
-            weights = None
-            warnings.warn(
-                f"no cached ImageNet weights for {args.backbone}; the demo's "
-                "transfer model starts from random weights",
-                stacklevel=1,
-            )
-        workdir = args.data_dir = make_image_folder(**DEMO, random_state=args.seed)
-    approaches = paper_protocol(
-        backbone=args.backbone,
-        weights=weights,
-        device=args.device,
-        per_class=args.per_class,
-        epochs=args.epochs,
-        random_state=args.seed,
-        verbose=2 * args.verbose,
-    )
-    if args.demo:  # small and fast: both models on the 64 px shapes
-        for approach in approaches:
-            approach.image_size = DEMO["size"]
-        approaches[0].classifier.set_params(batch_size=32)
+        approaches = demo_protocol(weights=weights, **common)
+        data, cv = make_image_folder(**DEMO_DATA, random_state=args.seed), 3
+    else:
+        approaches = paper_protocol(
+            backbone=backbone,
+            weights=weights,
+            per_class=args.per_class,
+            epochs=args.epochs,
+            image_size=args.image_size,
+            **common,
+        )
+        data, cv = args.data_dir, 5
+    saved = []
+
+    def save(result, name):
+        result.save(out, [name])
+        saved.append(name)
+
     try:
         result = compare(
-            args.data_dir,
+            data,
             approaches,
-            cv=args.folds,
+            test_size=args.test_size,
+            cv=cv if args.cv is None else args.cv,
+            budgets=args.budgets,
+            dedupe=args.dedupe,
             random_state=args.seed,
-            out_dir=out,
-            verbose=1,
+            on_approach=save,
+            verbose=0 if args.quiet else 1,
         )
+    except KeyboardInterrupt:
+        kept = f"the finished {', '.join(saved)} results are in {out}" if saved else "nothing"
+        raise Interrupted(
+            f"interrupted: no result of the run in progress was saved; {kept}"
+        ) from None
     finally:
-        if workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-    print(result.to_markdown())
-    print(f"\nreport: {out / 'report.html'}")
+        if args.demo:
+            import shutil
+
+            shutil.rmtree(data, ignore_errors=True)
+    if not args.quiet:
+        print("\n".join(result.verdicts()), end="\n\n")
+        print(result.to_markdown())
+        print(f"\nreport: {out / 'report.html'}")
     return 0
 
 
 def _tune(args):
-    import joblib
+    _check_data(args)
+    _check_device(args.device)
+    from .tuning import make_storage
+
+    try:
+        make_storage(args.storage)
+    except Exception as exc:
+        raise UsageError(f"--storage {args.storage!r} cannot be used: {exc}") from None
+    if args.approach == "transfer":
+        _check_weights(args.backbone, args.weights)
+
     from sklearn.pipeline import make_pipeline
 
-    from .datasets import load_image_folder, make_image_dataset
+    from .datasets import load_folder, make_image_dataset
+    from .evaluation import DEMO_DATA
+    from .persistence import save
     from .preprocessing import ImageLoader
     from .scratch import ScratchCNNClassifier
-    from .tuning import tune
+    from .transfer import TransferClassifier
+    from .tuning import trial_counts, tune
 
-    if args.demo == (args.data_dir is not None):
-        raise SystemExit("sk-animals: give either DATA_DIR or --demo")
     if args.demo:
-        X, y = make_image_dataset(**DEMO, random_state=args.seed)
-        size = DEMO["size"]
+        X, y = make_image_dataset(**DEMO_DATA, random_state=args.seed)
+        X, size = list(X), DEMO_DATA["size"]
     else:
-        data = load_image_folder(
+        data = load_folder(
             args.data_dir, per_class=args.per_class, random_state=args.seed, verify=True, n_jobs=-1
         )
+        X, y = data.data, data.target
         size = args.image_size or (
-            100 if args.approach == "scratch" else BACKBONES[args.backbone or "alexnet"].size
+            100 if args.approach == "scratch" else BACKBONES[args.backbone].size
         )
-        X, y = ImageLoader(size, n_jobs=-1).transform(data.data), data.target
     if args.approach == "scratch":
         clf = ScratchCNNClassifier(device=args.device, verbose=0)
     else:
-        from .transfer import TransferClassifier
-
         clf = TransferClassifier(
-            args.backbone or "alexnet", weights=args.weights, device=args.device, verbose=0
+            args.backbone, weights=args.weights, device=args.device, verbose=0
         )
-    best, study = tune(
-        clf,
-        X,
-        y,
-        n_trials=args.n_trials,
-        storage=args.storage,
-        study_name=args.study_name,
-        timeout=args.timeout,
-        random_state=args.seed,
-        refit=args.out is not None,
-    )
-    states = {}
-    for trial in study.trials:
-        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+    try:
+        best, study = tune(
+            make_pipeline(ImageLoader(size, n_jobs=-1), clf),
+            X,
+            y,
+            n_trials=args.n_trials,
+            storage=args.storage,
+            study_name=args.study_name,
+            timeout=args.timeout,
+            random_state=args.seed,
+            refit=args.out is not None,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "interrupted: the trial in progress is marked failed; trials already finished "
+            "stay in the study" + (f" in {args.storage}" if args.storage else "")
+        ) from None
+    counts = trial_counts(study)
     print(
         f"study {study.study_name!r}: {len(study.trials)} trials "
-        f"({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})"
+        f"({', '.join(f'{n} {state}' for state, n in counts.items() if n)})"
     )
     print(f"best validation accuracy {study.best_value:.4f} with {study.best_params}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump(make_pipeline(ImageLoader(size), best), args.out)
+        save(best.set_params(**{f"{best.steps[-1][0]}__callbacks": None}), args.out)
         print(f"best pipeline refitted on all the data: {args.out}")
     return 0
 
 
+def _load_model(path, trust_pickle):
+    """A model from a safe ``.skmodel`` file, or from a pickle only when trusted."""
+    from .persistence import SUFFIX, load
+
+    if Path(path).suffix in (".joblib", ".pkl", ".pickle"):
+        if not trust_pickle:
+            raise UsageError(
+                f"{path!r} is a pickle, and loading a pickle runs any code it holds: pass "
+                f"--trust-pickle if you made it yourself, or use a {SUFFIX} file"
+            )
+        import joblib
+
+        try:
+            model = joblib.load(path)
+        except Exception as exc:
+            raise UsageError(f"{path!r} is not a saved model ({type(exc).__name__})") from None
+    else:
+        try:
+            model = load(path)
+        except (ValueError, OSError) as exc:
+            raise UsageError(str(exc)) from None
+    if not (hasattr(model, "predict_proba") and hasattr(model, "classes_")):
+        raise UsageError(f"{path!r} holds a {type(model).__name__}, not a fitted classifier")
+    return model
+
+
 def _predict(args):
-    import joblib
     import numpy as np
 
-    model = joblib.load(args.model)
+    from .preprocessing import ImageLoadError
+
+    model = _load_model(args.model, args.trust_pickle)
     try:
         proba = model.predict_proba(args.images)
     except ImageLoadError as exc:
-        raise SystemExit(f"sk-animals: {exc}") from None
+        raise UsageError(str(exc)) from None
     classes = [str(c) for c in model.classes_]
     best = proba.argmax(1)
     rows = [
@@ -151,6 +320,8 @@ def _predict(args):
         for image, k, p in zip(args.images, best, proba, strict=True)
     ]
     if args.json:
+        import json
+
         print(json.dumps(rows, indent=1))
     else:
         width = max(len(r["image"]) for r in rows)
@@ -159,61 +330,70 @@ def _predict(args):
     return 0
 
 
+def _add_common(p, *, data_help):
+    p.add_argument("data_dir", nargs="?", help=data_help)
+    p.add_argument("--demo", action="store_true", help="use the built-in synthetic image set")
+    p.add_argument(
+        "--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1' ..."
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling, splits and training")
+    p.add_argument(
+        "--per-class", type=_count(1), default=None, help="images per class (default: all)"
+    )
+    p.add_argument("--image-size", type=_count(16), default=None, help="image side in pixels")
+    p.add_argument(
+        "--weights",
+        default="DEFAULT",
+        help="transfer weights: 'DEFAULT' or a name such as 'IMAGENET1K_V1' (torchvision, "
+        "cached in $TORCH_HOME), or the path of a state-dict file",
+    )
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
+
 def build_parser():
     """The argument parser of ``sk-animals``."""
-    parser = argparse.ArgumentParser(
+    try:
+        __version__ = version("sk-animals")
+    except PackageNotFoundError:
+        __version__ = "0+unknown"
+    parser = _Parser(
         prog="sk-animals",
         description="Train a CNN from scratch or transfer an ImageNet network? "
         "Compare both on a folder of labelled photos.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     c = sub.add_parser(
         "compare",
         help="run both approaches and write a report",
         description="Cross-validate and fit the from-scratch CNN and the transfer model on "
         "the same images (the paper's protocol unless overridden), then write report.html, "
-        "report.md, metrics.json, figures and both fitted pipelines (.joblib) into --out.",
+        "report.md, metrics.json, figures and both fitted pipelines (.skmodel) into --out. "
+        "Ctrl-C stops the run; approaches already finished stay in --out.",
     )
-    c.add_argument(
-        "data_dir",
-        nargs="?",
-        help="folder with one subfolder of images per "
-        "class (Kaggle's Animals-10 layout is recognised)",
-    )
-    c.add_argument(
-        "--demo",
-        action="store_true",
-        help="use the built-in synthetic image set (about 2 minutes on a CPU)",
+    _add_common(
+        c,
+        data_help="folder with one subfolder of images per class (Kaggle's Animals-10 "
+        "layout is recognised)",
     )
     c.add_argument("--out", required=True, help="output folder for the report and models")
     c.add_argument(
-        "--overwrite", action="store_true", help="replace files in a non-empty --out folder"
+        "--overwrite", action="store_true", help="replace the files of an earlier run in --out"
     )
     c.add_argument(
-        "--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1' ..."
-    )
-    c.add_argument(
+        "--cv",
         "--folds",
-        type=int,
+        type=_count(0),
         default=None,
         help="stratified cross-validation folds, 0 to skip (default: 5; demo: 3)",
     )
     c.add_argument(
-        "--per-class",
-        type=int,
-        default=None,
-        help="images per class for both approaches (default: the paper's 1500 scratch and "
-        "500 transfer; demo: 150)",
-    )
-    c.add_argument(
         "--epochs",
-        type=int,
+        type=_count(1),
         default=None,
         help="epochs for both approaches (paper: 10 scratch, 6 transfer)",
     )
-    c.add_argument("--seed", type=int, default=0, help="seed for sampling, splits and training")
     c.add_argument(
         "--backbone",
         default=None,
@@ -222,14 +402,27 @@ def build_parser():
         "demo: squeezenet1_1)",
     )
     c.add_argument(
-        "--weights",
-        default="DEFAULT",
-        help="'DEFAULT' or 'IMAGENET1K_V1' (torchvision, cached in $TORCH_HOME), "
-        "or the path of a state-dict file",
+        "--test-size",
+        type=_fraction,
+        default=0.2,
+        help="fraction of all images held out first as the common test set (default 0.2)",
     )
     c.add_argument(
+        "--budgets",
+        type=_budgets,
+        default=None,
+        help="images-per-class budgets for the data-budget curve, e.g. 10,25,50,100",
+    )
+    c.add_argument(
+        "--dedupe",
+        action="store_true",
+        help="keep one image of each exact or near-duplicate group before any split",
+    )
+    verbosity = c.add_mutually_exclusive_group()
+    verbosity.add_argument(
         "-v", "--verbose", action="store_true", help="print every epoch, with a progress bar"
     )
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     c.set_defaults(run=_compare)
 
     t = sub.add_parser(
@@ -237,10 +430,9 @@ def build_parser():
         help="search hyperparameters with Optuna",
         description="Run (or join) an Optuna study over one approach's hyperparameters, "
         "pruning bad trials per epoch. Start the same command on several machines with one "
-        "--storage database and --study-name to share the study.",
+        "--storage database to share the study; run it again to resume.",
     )
-    t.add_argument("data_dir", nargs="?", help="folder with one subfolder per class")
-    t.add_argument("--demo", action="store_true", help="tune on the built-in image set")
+    _add_common(t, data_help="folder with one subfolder per class")
     t.add_argument(
         "--approach",
         choices=["scratch", "transfer"],
@@ -249,7 +441,7 @@ def build_parser():
     )
     t.add_argument(
         "--n-trials",
-        type=int,
+        type=_count(1),
         default=20,
         help="trials the study stops at, counted over all workers",
     )
@@ -259,42 +451,43 @@ def build_parser():
         help="study.db (SQLite), an RDB URL such as postgresql://user:pw@host/db, "
         "or a .log journal file; in memory by default",
     )
-    t.add_argument("--study-name", default=None, help="study to create or join")
+    t.add_argument(
+        "--study-name",
+        default=None,
+        help="study to create or join (default with --storage: sk-animals-<classifier>, so "
+        "running the same command again resumes it)",
+    )
     t.add_argument(
         "--timeout", type=float, default=None, help="stop starting trials after this many seconds"
     )
-    t.add_argument("--per-class", type=int, default=None, help="images per class")
-    t.add_argument(
-        "--image-size",
-        type=int,
-        default=None,
-        help="image size (default: 100 scratch, the backbone's for transfer)",
-    )
     t.add_argument(
         "--backbone",
-        default=None,
+        default="alexnet",
         choices=sorted(BACKBONES),
         help="transfer backbone (default: alexnet)",
     )
-    t.add_argument("--weights", default="DEFAULT", help="transfer weights, as for compare")
-    t.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda' ...")
-    t.add_argument("--seed", type=int, default=0, help="seed of the sampler and the fits")
     t.add_argument(
         "--out",
         default=None,
-        help="write the best pipeline, refitted on all the data, to this .joblib",
+        help="write the best pipeline, refitted on all the data, to this .skmodel file",
     )
     t.set_defaults(run=_tune)
 
     p = sub.add_parser(
         "predict",
         help="label images with a saved pipeline",
-        description="Predict labels and probabilities with a .joblib pipeline "
-        "written by 'compare' (only load files you trust: joblib runs code).",
+        description="Predict labels and probabilities with a .skmodel pipeline written by "
+        "'compare' or 'tune' (weights and settings only: loading runs no code).",
     )
-    p.add_argument("model", help="a .joblib file written by 'sk-animals compare'")
+    p.add_argument("model", help="a .skmodel file written by 'sk-animals compare' or 'tune'")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="also load a .joblib pickle; only for files you made: a pickle runs code",
+    )
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     p.set_defaults(run=_predict)
     return parser
 
@@ -302,11 +495,30 @@ def build_parser():
 def main(argv=None):
     """Entry point of the ``sk-animals`` command."""
     args = build_parser().parse_args(argv)
+    prog = f"sk-animals {args.command}"
     try:
         return args.run(args)
-    except (ValueError, OSError, ImportError) as exc:
-        print(f"sk-animals: {exc}", file=sys.stderr)
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except (Interrupted, KeyboardInterrupt) as exc:
+        print(f"{prog}: {exc or 'interrupted'}", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        if isinstance(exc, ValueError | OSError | ImportError):
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return 2
+        fd, log = tempfile.mkstemp(prefix="sk-animals-", suffix=".log")
+        with os.fdopen(fd, "w") as f:
+            traceback.print_exc(file=f)
+        line = str(exc).splitlines()[0] if str(exc) else ""
+        print(
+            f"{prog}: {type(exc).__name__}: {line} (traceback in {log}; --debug shows it)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

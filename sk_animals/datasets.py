@@ -17,6 +17,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "fetch_animals10",
     "load_animals10",
+    "load_folder",
     "load_image_folder",
     "make_image_dataset",
     "make_image_folder",
@@ -44,7 +45,8 @@ ANIMALS10_KAGGLE = "alessiocorrado99/animals10"
 def sample_per_class(y, per_class, *, random_state=None):
     """Indices of at most ``per_class`` items of each class, drawn without replacement.
 
-    A class with fewer items keeps all of them, and a warning names it.
+    A class with fewer items keeps all of them, and a warning names it. With the same
+    seed, the draw for a smaller ``per_class`` is a subset of the draw for a larger one.
 
     Parameters
     ----------
@@ -75,9 +77,8 @@ def sample_per_class(y, per_class, *, random_state=None):
         members = np.flatnonzero(y == label)
         if len(members) < per_class:
             short.append(f"{label} ({len(members)})")
-            chosen.append(members)
-        else:
-            chosen.append(rng.choice(members, size=per_class, replace=False))
+        # one permutation per class whatever the budget: smaller budgets are subsets
+        chosen.append(rng.permutation(members)[:per_class])
     if short:
         warnings.warn(
             f"{len(short)} class(es) have fewer than per_class={per_class} images and keep all "
@@ -86,6 +87,25 @@ def sample_per_class(y, per_class, *, random_state=None):
             stacklevel=2,
         )
     return np.sort(np.concatenate(chosen))
+
+
+def _check_class_folders(root, folders):
+    """Refuse class folders that are the root or its ancestor, or the same folder twice."""
+    real_root = root.resolve()
+    seen = {}
+    for folder in folders:
+        real = folder.resolve()
+        if real == real_root or real in real_root.parents:
+            raise ValueError(
+                f"class folder {str(folder)!r} is a link to {str(real)!r}, which contains "
+                f"{str(root)!r} itself; remove the link"
+            )
+        if real in seen:
+            raise ValueError(
+                f"class folders {str(seen[real])!r} and {str(folder)!r} are the same folder "
+                f"({str(real)!r}); their images would form two classes of duplicates. Remove one"
+            )
+        seen[real] = folder
 
 
 def load_image_folder(
@@ -130,7 +150,8 @@ def load_image_folder(
     FileNotFoundError
         ``root`` does not exist or is not a folder.
     ValueError
-        ``root`` has no class folder with at least one image.
+        ``root`` has no class folder with at least one image, a class folder links to
+        ``root`` or above it, or two class folders are one folder.
 
     Examples
     --------
@@ -148,6 +169,7 @@ def load_image_folder(
     class_names = class_names or {}
     paths, labels, skipped = [], [], []
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    _check_class_folders(root, folders)
     for folder in folders:
         label = class_names.get(folder.name, folder.name)
         files = []
@@ -161,6 +183,12 @@ def load_image_folder(
                     skipped.append((path, "not an image file extension"))
                 else:
                     files.append(path)
+        if not files:
+            warnings.warn(
+                f"class folder {str(folder)!r} holds no images and is left out",
+                UserWarning,
+                stacklevel=2,
+            )
         paths += files
         labels += [label] * len(files)
     keep = sample_per_class(labels, per_class, random_state=random_state)
@@ -235,6 +263,27 @@ def load_animals10(root, *, per_class=None, random_state=None, verify=False, n_j
         class_names=ANIMALS10_CLASSES,
         n_jobs=n_jobs,
     )
+
+
+def load_folder(root, **kwargs):
+    """:func:`~sk_animals.datasets.load_animals10` for a folder of Animals-10's class folders,
+    else :func:`~sk_animals.datasets.load_image_folder`.
+
+    Parameters
+    ----------
+    root : str or path-like
+        A folder with one subfolder per class.
+    **kwargs
+        As in :func:`load_image_folder` (``per_class``, ``random_state``, ``verify``,
+        ``n_jobs``).
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+    """
+    raw = _animals10_root(root)
+    animals = raw.is_dir() and {p.name for p in raw.iterdir()} & set(ANIMALS10_CLASSES)
+    return (load_animals10 if animals else load_image_folder)(root, **kwargs)
 
 
 def fetch_animals10(data_home=None, *, download_if_missing=True, **kwargs):
@@ -418,7 +467,7 @@ def save_image_folder(X, y, root):
 
 
 def make_image_folder(root=None, **kwargs):
-    """Write a :func:`make_image_dataset` set as PNG files, one folder per class.
+    """Write :func:`~sk_animals.datasets.make_image_dataset` images as PNGs, a folder per class.
 
     Parameters
     ----------

@@ -1,34 +1,45 @@
 """Compare training from scratch with transfer learning, under the paper's protocol or yours.
 
-Each approach is cross-validated (stratified folds, fixed seed) on its training part and
-then fitted once more, watching a held-out validation set, as the paper did. The result
-holds the paper's table, mean and standard deviation over folds, confusion matrices,
-per-class true- and false-positive rates, timings and the per-iteration curves.
+One common test set is drawn first. Each approach is then cross-validated (stratified
+folds, fixed seed) on its training part and fitted once more, watching a held-out
+validation set, as the paper did, and scored on the common test set. The result holds the
+paper's table, test accuracies with their intervals, each pair's paired comparison, the
+optional data-budget curve, the data audit, confusion matrices, per-class rates, timings
+and the per-iteration curves, as typed records; computing writes no files.
 """
 
+import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
-import joblib
 import numpy as np
 from sklearn.base import clone
-from sklearn.metrics import accuracy_score, confusion_matrix
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
 from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_split
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.utils import Bunch
 
-from .datasets import ANIMALS10_CLASSES, load_animals10, load_image_folder, sample_per_class
+from ._backbones import BACKBONES
+from .datasets import load_folder, sample_per_class
+from .persistence import SUFFIX, save
 from .preprocessing import ImageLoader
 from .scratch import ScratchCNNClassifier
-from .transfer import BACKBONES, TransferClassifier
+from .stats import accuracy_interval
+from .transfer import TransferClassifier
 
 __all__ = [
+    "DEMO_DATA",
     "Approach",
+    "ApproachResult",
+    "BudgetPoint",
+    "CVScores",
     "ComparisonResult",
     "compare",
+    "demo_protocol",
     "paper_protocol",
     "per_class_rates",
     "training_curves",
@@ -37,25 +48,43 @@ __all__ = [
 
 @dataclass
 class Approach:
-    """One way to classify the images: a classifier and the data it is given.
+    """One way to classify the images: a pipeline and the data budget it is given.
 
     Parameters
     ----------
     name : str
         Label in the report and file names (``scratch``, ``transfer``).
-    classifier : ImageClassifier
-        An unfitted classifier; an :class:`~sk_animals.preprocessing.ImageLoader` of
-        ``image_size`` is put in front of it.
-    image_size : int
-        Images are resized to ``image_size`` x ``image_size``.
+    pipeline : sklearn.pipeline.Pipeline
+        An unfitted ``ImageLoader -> classifier`` pipeline: the loader fixes the image
+        size, the classifier everything else.
     per_class : int or None, default=None
         Images drawn per class (all when None), as the paper's 1500 and 500.
     """
 
     name: str
-    classifier: object
-    image_size: int
+    pipeline: Pipeline
     per_class: int | None = None
+
+    @property
+    def classifier(self):
+        """The pipeline's last step."""
+        return self.pipeline[-1]
+
+    @property
+    def image_size(self):
+        """The side of the images the loader makes."""
+        return self.pipeline[0].size
+
+
+def _approaches(specs, *, device, random_state, verbose, epochs=None):
+    """Approaches from ``(name, image size, classifier, per_class)``, with common settings."""
+    common = {"device": device, "random_state": random_state, "verbose": verbose}
+    if epochs is not None:
+        common["max_epochs"] = epochs
+    return [
+        Approach(name, make_pipeline(ImageLoader(size, n_jobs=-1), clf.set_params(**common)), n)
+        for name, size, clf, n in specs
+    ]
 
 
 def paper_protocol(
@@ -64,6 +93,7 @@ def paper_protocol(
     weights="DEFAULT",
     per_class=None,
     epochs=None,
+    image_size=None,
     device="auto",
     random_state=0,
     verbose=0,
@@ -84,27 +114,64 @@ def paper_protocol(
         Overrides both budgets (1500 and 500).
     epochs : int, default=None
         Overrides both epoch counts (10 and 6).
+    image_size : int, default=None
+        Overrides both image sizes (100 and the backbone's, 227 for AlexNet).
     device : str, default="auto"
+        Where both classifiers train.
     random_state : int, default=0
+        Seeds both classifiers.
     verbose : int, default=0
         Passed to both classifiers.
 
     Returns
     -------
     approaches : list of Approach
+        ``scratch`` and ``transfer``.
+
+    Examples
+    --------
+    >>> from sk_animals.evaluation import paper_protocol
+    >>> [(a.name, a.image_size, a.per_class) for a in paper_protocol()]
+    [('scratch', 100, 1500), ('transfer', 227, 500)]
     """
-    common = {"device": device, "random_state": random_state, "verbose": verbose}
-    if epochs is not None:
-        common["max_epochs"] = epochs
-    return [
-        Approach("scratch", ScratchCNNClassifier(**common), 100, per_class or 1500),
-        Approach(
+    specs = [
+        ("scratch", image_size or 100, ScratchCNNClassifier(), per_class or 1500),
+        (
             "transfer",
-            TransferClassifier(backbone, weights=weights, **common),
-            BACKBONES[backbone].size,
+            image_size or BACKBONES[backbone].size,
+            TransferClassifier(backbone, weights=weights),
             per_class or 500,
         ),
     ]
+    return _approaches(
+        specs, device=device, random_state=random_state, verbose=verbose, epochs=epochs
+    )
+
+
+#: The built-in demo: a synthetic image set and a protocol that runs in seconds on a CPU.
+DEMO_DATA = {"n_samples": 600, "n_classes": 4, "size": 64}
+
+
+def demo_protocol(*, weights="DEFAULT", device="auto", random_state=0, verbose=0):
+    """Both approaches, small and fast: 64 px images, all images, squeezenet1_1.
+
+    Parameters
+    ----------
+    weights : str, path-like or None, default="DEFAULT"
+        squeezenet1_1's weights (see :func:`sk_animals.transfer.load_backbone`).
+    device, random_state, verbose
+        As in :func:`paper_protocol`.
+
+    Returns
+    -------
+    approaches : list of Approach
+    """
+    size, per_class = DEMO_DATA["size"], None  # all that the test set leaves
+    specs = [
+        ("scratch", size, ScratchCNNClassifier(batch_size=32), per_class),
+        ("transfer", size, TransferClassifier("squeezenet1_1", weights=weights), per_class),
+    ]
+    return _approaches(specs, device=device, random_state=random_state, verbose=verbose)
 
 
 def per_class_rates(y_true, y_pred, labels):
@@ -182,102 +249,262 @@ def _load(data):
             target=np.asarray(data["target"]),
             skipped=list(data.get("skipped", [])),
         )
-    root = Path(data)
-    raw = root / "raw-img" if (root / "raw-img").is_dir() else root
-    animals = raw.is_dir() and {p.name for p in raw.iterdir()} & set(ANIMALS10_CLASSES)
-    loader = load_animals10 if animals else load_image_folder
-    return loader(root, verify=True, n_jobs=-1)
+    return load_folder(data, verify=True, n_jobs=-1)
 
 
-def _check_enough(y, approaches, cv, validation_size, random_state):
+def _check_enough(y, approaches, cv, validation_fraction, random_state):
     """Refuse, before any work, a class too small for the folds and the hold-out."""
     for approach in approaches:
         with warnings.catch_warnings():  # the run itself warns about short classes
             warnings.simplefilter("ignore", UserWarning)
             labels = y[sample_per_class(y, approach.per_class, random_state=random_state)]
         for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
-            n_valid = int(np.ceil(count * validation_size))
+            n_valid = int(np.ceil(count * validation_fraction))
             if n_valid < 1 or count - n_valid < max(cv or 0, 2):
                 raise ValueError(
                     f"class {str(label)!r} has {count} images: too few for {cv or 0} folds "
-                    f"plus a {validation_size:.0%} validation hold-out ({approach.name}); "
+                    f"plus a {validation_fraction:.0%} validation hold-out ({approach.name}); "
                     "use fewer folds or add images"
                 )
 
 
 @dataclass
+class CVScores:
+    """Cross-validation of one approach on its training part."""
+
+    folds: int
+    scores: list
+    mean: float
+    std: float
+    train_mean: float
+    fit_seconds: list
+
+
+@dataclass
+class ApproachResult:
+    """What :func:`~sk_animals.evaluation.compare` measured for one approach.
+
+    ``dataclasses.asdict`` gives its JSON.
+    """
+
+    name: str
+    classifier: str
+    backbone: str | None
+    weights: str | None
+    images_per_class: int
+    n_train: int
+    n_valid: int
+    image_size: int
+    lr: float
+    epochs: int  #: epochs asked for
+    epochs_run: int  #: epochs the final fit ran
+    stopped: str | None  #: ``"early_stopping"`` when the final fit stopped early
+    batch_size: int
+    cv: CVScores | None
+    fit_seconds: float
+    predict_ms_per_image: float
+    validation_accuracy: float
+    training_accuracy: float
+    confusion_matrix: list
+    per_class: dict
+    curves: dict
+    training_files: list
+    validation_files: list
+    validation_true: list
+    validation_predicted: list
+    test_accuracy: float | None = None
+    test_ci95: tuple | None = None
+    test_predicted: list | None = None  #: the label predicted for each test image
+    test_confidence: list | None = None  #: the probability of that label
+    test_report: dict | None = None  #: per-class precision, recall, F1 (classification_report)
+    calibration: dict | None = None  #: reliability curve and expected calibration error
+
+
+@dataclass
+class BudgetPoint:
+    """One approach trained on ``per_class`` images of each class, scored on the test set."""
+
+    approach: str
+    per_class: int
+    n_train: int
+    capped: bool  #: some class had fewer images than ``per_class``
+    test_accuracy: float
+    test_ci95: tuple
+
+
+@dataclass
 class ComparisonResult:
-    """What :func:`compare` measured, per approach.
+    """What :func:`~sk_animals.evaluation.compare` measured, per approach, on one common test set.
 
     Attributes
     ----------
-    approaches : list of dict
-        One record per approach: settings, cross-validation scores, validation and
-        training accuracy, confusion matrix, per-class rates, timings and curves.
+    approaches : list of ApproachResult
+        One record per approach: settings, cross-validation scores, validation, test
+        and training accuracy, confusion matrix, per-class rates, timings and curves.
     pipelines : dict of str to Pipeline
         The fitted ``ImageLoader -> classifier`` pipelines, predicting from paths.
     classes : list of str
+        The class labels.
     skipped : list of (str, str)
         Files left out of the data and why.
+    test_files, test_true : list of str
+        The common test set, drawn first and never trained, validated or tuned on.
+    differences : list
+        Each pair of approaches on the test set, as a record of the two names (``a``,
+        ``b``) and their :class:`~sk_animals.stats.Difference` (``difference``): accuracy
+        difference with its 95% paired-bootstrap interval and McNemar's exact p-value.
+    budget_curve : list of BudgetPoint
+        Test accuracy of each approach against images per class, when budgets are given.
+    audit : sk_animals.audit.AuditResult or None
+        Duplicates, near duplicates, label conflicts and test/train leaks in the data.
+    notes : list of str
+        What the reader must know: capped budgets, transfer without pretrained weights.
     """
 
     approaches: list = field(default_factory=list)
     pipelines: dict = field(default_factory=dict)
     classes: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
+    test_files: list = field(default_factory=list)
+    test_true: list = field(default_factory=list)
+    differences: list = field(default_factory=list)
+    budget_curve: list = field(default_factory=list)
+    audit: object = None
+    notes: list = field(default_factory=list)
 
-    TABLE = (
-        ("approach", "Approach"),
-        ("validation_accuracy", "Validation accuracy"),
-        ("training_accuracy", "Training accuracy"),
-        ("cv", "CV accuracy (mean ± std)"),
-        ("images_per_class", "Images per class"),
-        ("image_size", "Image size"),
-        ("lr", "Learning rate"),
-        ("epochs", "Epochs"),
-        ("fit_seconds", "Fit time (s)"),
-        ("predict_ms_per_image", "Predict time (ms/image)"),
+    COLUMNS = (
+        "Approach",
+        "Test accuracy (95% CI)",
+        "Validation accuracy",
+        "Training accuracy",
+        "CV accuracy (mean ± std)",
+        "Images per class",
+        "Image size",
+        "Learning rate",
+        "Epochs",
+        "Fit time (s)",
+        "Predict time (ms/image)",
     )
 
     def table(self):
-        """The paper's side-by-side table: one dict per approach, formatted values."""
+        """The side-by-side table: a row of formatted cells per approach."""
         rows = []
         for r in self.approaches:
-            cv = r["cv"]
+            cv = r.cv
+            epochs = f"{r.epochs_run} of {r.epochs} ({r.stopped})" if r.stopped else r.epochs
+            test = (
+                "-"
+                if r.test_accuracy is None
+                else f"{r.test_accuracy:.2%} ({r.test_ci95[0]:.1%}–{r.test_ci95[1]:.1%})"
+            )
             rows.append(
-                {
-                    "approach": r["name"],
-                    "validation_accuracy": f"{r['validation_accuracy']:.2%}",
-                    "training_accuracy": f"{r['training_accuracy']:.2%}",
-                    "cv": "-"
-                    if cv is None
-                    else f"{cv['mean']:.2%} ± {cv['std']:.2%} ({cv['folds']} folds)",
-                    "images_per_class": r["images_per_class"],
-                    "image_size": f"{r['image_size']}x{r['image_size']}",
-                    "lr": f"{r['lr']:g}",
-                    "epochs": r["epochs"],
-                    "fit_seconds": f"{r['fit_seconds']:.1f}",
-                    "predict_ms_per_image": f"{r['predict_ms_per_image']:.2f}",
-                }
+                [
+                    r.name,
+                    test,
+                    f"{r.validation_accuracy:.2%}",
+                    f"{r.training_accuracy:.2%}",
+                    "-" if cv is None else f"{cv.mean:.2%} ± {cv.std:.2%} ({cv.folds} folds)",
+                    str(r.images_per_class),
+                    f"{r.image_size}x{r.image_size}",
+                    f"{r.lr:g}",
+                    str(epochs),
+                    f"{r.fit_seconds:.1f}",
+                    f"{r.predict_ms_per_image:.2f}",
+                ]
             )
         return rows
 
+    def verdicts(self):
+        """One sentence per pair of approaches, and what the reader must know."""
+        from .stats import verdict
+
+        sentences = [verdict(d.a, d.b, d.difference) for d in self.differences]
+        return sentences + self.notes
+
+    def budget_matches(self):
+        """Sentences "A with N per class matches B with M per class" from the curve."""
+        by = {}
+        for p in self.budget_curve:
+            by.setdefault(p.approach, []).append(p)
+        out = []
+        for a, points_a in by.items():
+            for b, points_b in by.items():
+                if a == b:
+                    continue
+                best_b = max(points_b, key=lambda p: p.per_class)
+                smaller = [p for p in points_a if p.per_class < best_b.per_class]
+                match = min(
+                    (p for p in smaller if p.test_accuracy >= best_b.test_accuracy),
+                    key=lambda p: p.per_class,
+                    default=None,
+                )
+                if match:
+                    out.append(
+                        f"{a} with {match.per_class} per class ({match.test_accuracy:.1%}) "
+                        f"matches {b} with {best_b.per_class} per class "
+                        f"({best_b.test_accuracy:.1%})"
+                    )
+        return out
+
     def to_markdown(self):
         """The table as Markdown."""
-        header = "| " + " | ".join(title for _, title in self.TABLE) + " |"
-        rule = "|" + "---|" * len(self.TABLE)
-        body = [
-            "| " + " | ".join(str(row[k]) for k, _ in self.TABLE) + " |" for row in self.table()
-        ]
-        return "\n".join([header, rule, *body])
+        from .report import markdown_table
+
+        return markdown_table(self.COLUMNS, self.table())
 
     def to_dict(self):
         """Everything measured, JSON-serialisable."""
         return {
             "classes": self.classes,
             "skipped": [list(s) for s in self.skipped],
-            "approaches": self.approaches,
+            "test": {"n": len(self.test_files), "files": self.test_files, "true": self.test_true},
+            "verdict": self.verdicts(),
+            "approaches": [asdict(r) for r in self.approaches],
+            "differences": [
+                {"a": d.a, "b": d.b, **asdict(d.difference)} for d in self.differences
+            ],
+            "budget_curve": [asdict(p) for p in self.budget_curve],
+            "budget_matches": self.budget_matches(),
+            "audit": None
+            if self.audit is None
+            else {**self.audit.to_dict(), "counts": self.audit.summary()},
+            "notes": self.notes,
         }
+
+    def save(self, out_dir, names=None):
+        """Write the report and the fitted pipelines of ``names`` (all) into ``out_dir``.
+
+        Pipelines are written as ``<name>.skmodel`` files (:func:`sk_animals.save`):
+        weights and settings, no pickle; :func:`sk_animals.load` reads them.
+
+        Parameters
+        ----------
+        out_dir : str or path-like
+            Created if missing; files of the same names are replaced.
+        names : list of str, default=None
+            Approaches whose pipelines to write; all by default.
+
+        Returns
+        -------
+        paths : dict of str to pathlib.Path
+            The report files written.
+        """
+        from .report import write_report
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in self.pipelines if names is None else names:
+            save(self.pipelines[name], out / f"{name}{SUFFIX}")
+        return write_report(self, out)
+
+
+@dataclass
+class PairDifference:
+    """Two approaches compared on the common test set."""
+
+    a: str
+    b: str
+    difference: object  #: a :class:`sk_animals.stats.Difference`
 
 
 def _say(prefix, verbose, message):
@@ -285,79 +512,184 @@ def _say(prefix, verbose, message):
         print(f"{prefix}: {message}", flush=True)
 
 
-def _run(approach, paths, labels, cv, validation_size, random_state, say):
-    """Cross-validate one approach, then fit it watching the validation set."""
+def _shown(clf, label, verbose):
+    """A clone of ``clf`` that draws a live progress line when run in a terminal."""
+    clf = clone(clf)
+    if verbose and sys.stderr.isatty():
+        from ._callbacks import ProgressLine
+
+        clf.set_params(callbacks=[*(clf.callbacks or []), ("progress", ProgressLine(label))])
+    return clf
+
+
+def _run(approach, paths, labels, test, cv, validation_fraction, random_state, say, verbose):
+    """Cross-validate one approach, fit it watching the validation set, score the test set."""
     keep = sample_per_class(labels, approach.per_class, random_state=random_state)
     paths, labels = paths[keep], labels[keep]
     train, valid = train_test_split(
         np.arange(len(labels)),
-        test_size=validation_size,
+        test_size=validation_fraction,
         stratify=labels,
         random_state=random_state,
     )
-    loader = ImageLoader(approach.image_size, n_jobs=-1)
-    say(f"loading {len(labels)} images at {approach.image_size}x{approach.image_size}")
+    loader, clf = approach.pipeline[:-1], approach.classifier
+    size = approach.image_size
+    say(f"loading {len(labels)} images at {size}x{size}")
     X_train, X_valid = loader.transform(paths[train]), loader.transform(paths[valid])
     y_train, y_valid = labels[train], labels[valid]
-    clf = approach.classifier
-    record = {
-        "name": approach.name,
-        "classifier": type(clf).__name__,
-        "backbone": getattr(clf, "backbone", None),
-        "weights": None if getattr(clf, "weights", None) is None else str(clf.weights),
-        "images_per_class": int(np.unique(labels, return_counts=True)[1].max()),
-        "n_train": len(train),
-        "n_valid": len(valid),
-        "image_size": approach.image_size,
-        "lr": clf.lr,
-        "epochs": clf.max_epochs,
-        "batch_size": clf.batch_size,
-        "cv": None,
-    }
+    cv_scores = None
     if cv:
         say(f"cross-validating, {cv} stratified folds")
         folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
-        scores = cross_validate(clone(clf), X_train, y_train, cv=folds, return_train_score=True)
-        record["cv"] = {
-            "folds": cv,
-            "scores": scores["test_score"].tolist(),
-            "mean": float(scores["test_score"].mean()),
-            "std": float(scores["test_score"].std()),
-            "train_mean": float(scores["train_score"].mean()),
-            "fit_seconds": scores["fit_time"].tolist(),
-        }
+        fold = _shown(clf, f"{approach.name}: cv fold", verbose)
+        scores = cross_validate(fold, X_train, y_train, cv=folds, return_train_score=True)
+        cv_scores = CVScores(
+            folds=cv,
+            scores=scores["test_score"].tolist(),
+            mean=float(scores["test_score"].mean()),
+            std=float(scores["test_score"].std()),
+            train_mean=float(scores["train_score"].mean()),
+            fit_seconds=scores["fit_time"].tolist(),
+        )
     say("fitting on the training part, scoring the validation set")
     iterations = int(np.ceil(len(train) / clf.batch_size))
-    final = clone(clf).set_params(
+    final = _shown(clf, f"{approach.name}: final fit", verbose).set_params(
         train_split=(X_valid, y_valid), validation_frequency=max(1, iterations // 2)
     )
     start = time.perf_counter()
     final.fit(X_train, y_train)
-    record["fit_seconds"] = time.perf_counter() - start
-    final.set_params(train_split=None)  # do not pickle the validation images
+    fit_seconds = time.perf_counter() - start
+    final.set_params(train_split=None, callbacks=clf.callbacks)  # no images, no progress bar
     start = time.perf_counter()
     predicted = final.predict(X_valid)
-    record["predict_ms_per_image"] = 1000 * (time.perf_counter() - start) / len(valid)
+    predict_ms = 1000 * (time.perf_counter() - start) / len(valid)
+    pipeline = Pipeline([*loader.steps, (approach.pipeline.steps[-1][0], final)])
+    test_scores = {}
+    if test is not None:
+        say(f"scoring the {len(test.data)} common test images")
+        test_scores = _test_scores(pipeline, test)
     classes = final.classes_.tolist()
-    record.update(
-        {
-            "validation_accuracy": float(accuracy_score(y_valid, predicted)),
-            "training_accuracy": float(final.score(X_train, y_train)),
-            "confusion_matrix": confusion_matrix(y_valid, predicted, labels=classes).tolist(),
-            "per_class": per_class_rates(y_valid, predicted, classes),
-            "curves": training_curves(final.history_),
-            "validation_files": paths[valid].tolist(),
-            "validation_true": y_valid.tolist(),
-            "validation_predicted": predicted.tolist(),
-        }
+    weights = getattr(clf, "weights", None)
+    record = ApproachResult(
+        name=approach.name,
+        classifier=type(clf).__name__,
+        backbone=getattr(clf, "backbone", None),
+        weights=None if weights is None else str(weights),
+        images_per_class=int(np.unique(labels, return_counts=True)[1].max()),
+        n_train=len(train),
+        n_valid=len(valid),
+        image_size=size,
+        lr=clf.lr,
+        epochs=clf.max_epochs,
+        epochs_run=len(final.history_),
+        stopped=final.history_[-1].get("stopped") if len(final.history_) else None,
+        batch_size=clf.batch_size,
+        cv=cv_scores,
+        fit_seconds=fit_seconds,
+        predict_ms_per_image=predict_ms,
+        validation_accuracy=float(accuracy_score(y_valid, predicted)),
+        training_accuracy=float(final.score(X_train, y_train)),
+        **test_scores,
+        confusion_matrix=confusion_matrix(y_valid, predicted, labels=classes).tolist(),
+        per_class=per_class_rates(y_valid, predicted, classes),
+        curves=training_curves(final.history_),
+        training_files=paths[train].tolist(),
+        validation_files=paths[valid].tolist(),
+        validation_true=y_valid.tolist(),
+        validation_predicted=predicted.tolist(),
     )
-    return record, make_pipeline(loader, final)
+    return record, pipeline
+
+
+def _test_scores(pipeline, test, n_bins=10):
+    """Accuracy with its interval, per-class report and calibration on the test set."""
+    proba = pipeline.predict_proba(test.data)
+    predicted = pipeline.classes_[proba.argmax(1)]
+    confidence = proba.max(1)
+    correct = predicted == test.target
+    accuracy, ci95 = accuracy_interval(test.target, predicted)
+    prob_true, prob_pred = calibration_curve(
+        correct.astype(int), confidence, n_bins=n_bins, pos_label=1
+    )
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    ece = sum(
+        abs(correct[bins == k].mean() - confidence[bins == k].mean()) * (bins == k).mean()
+        for k in np.unique(bins)
+    )
+    return {
+        "test_accuracy": accuracy,
+        "test_ci95": ci95,
+        "test_predicted": predicted.tolist(),
+        "test_confidence": confidence.tolist(),
+        "test_report": classification_report(
+            test.target, predicted, output_dict=True, zero_division=0
+        ),
+        "calibration": {
+            "prob_true": prob_true.tolist(),
+            "prob_pred": prob_pred.tolist(),
+            "ece": float(ece),
+        },
+    }
+
+
+def _budget_curve(approach, paths, labels, test, budgets, random_state, say, verbose):
+    """Test accuracy of ``approach`` trained on nested per-class budgets of the pool."""
+    smallest = int(np.unique(labels, return_counts=True)[1].min())
+    X_test = approach.pipeline[:-1].transform(test.data)
+    points = []
+    for per_class in sorted(budgets):
+        with warnings.catch_warnings():  # capping is said in the result instead
+            warnings.simplefilter("ignore", UserWarning)
+            keep = sample_per_class(labels, per_class, random_state=random_state)
+        say(f"budget {per_class} per class: training on {len(keep)} images")
+        X = approach.pipeline[:-1].transform(paths[keep])
+        label = f"{approach.name}: budget {per_class}/class"
+        clf = _shown(approach.classifier, label, verbose).fit(X, labels[keep])
+        accuracy, ci95 = accuracy_interval(test.target, clf.predict(X_test))
+        points.append(
+            BudgetPoint(approach.name, per_class, len(keep), per_class > smallest, accuracy, ci95)
+        )
+    return points
+
+
+def _audit(data, dedupe, say):
+    """The data audit; with ``dedupe``, one image of each duplicate group kept first."""
+    from .audit import audit_images
+    from .audit import dedupe as dedupe_mask
+
+    say(f"auditing {len(data.data)} images for duplicates")
+    if dedupe:
+        keep = dedupe_mask(data.data, data.target, audit_images(data.data, data.target, n_jobs=-1))
+        say(f"kept {keep.sum()} of {len(keep)} images, one of each duplicate group")
+        data = Bunch(data=data.data[keep], target=data.target[keep], skipped=data.skipped)
+    return data
 
 
 def compare(
-    data, approaches=None, *, cv=5, validation_size=0.3, random_state=0, out_dir=None, verbose=1
+    data,
+    approaches=None,
+    *,
+    test_size=0.2,
+    cv=5,
+    validation_fraction=0.3,
+    budgets=None,
+    audit=True,
+    dedupe=False,
+    random_state=0,
+    on_approach=None,
+    verbose=1,
 ):
-    """Run each approach on the same images and measure it as the paper did.
+    """Run each approach on the same images and score all of them on one common test set.
+
+    First a stratified test set is drawn (``test_size``); no approach trains,
+    cross-validates, validates or stops early on it. Each approach then draws its own
+    budget from the rest, as the paper's protocol says: it is cross-validated on its
+    training part, fitted once more watching its validation part (the paper's
+    validation accuracy), and scored on the common test set with a 95% Wilson interval.
+    Each pair of approaches is compared on the same test images: the accuracy difference
+    with a 95% paired-bootstrap interval and McNemar's exact test. Computing does no
+    file I/O: write the result with :meth:`ComparisonResult.save`, or pass
+    ``on_approach`` to save each approach as soon as it finishes.
 
     Parameters
     ----------
@@ -367,16 +699,27 @@ def compare(
         Unreadable images are left out and named in ``skipped``.
     approaches : list of Approach, default=None
         What to compare; :func:`paper_protocol` by default.
+    test_size : float or None, default=0.2
+        Stratified fraction of all images held out as the common test set, drawn first;
+        None or 0 skips it (the paper's validation numbers only).
     cv : int or None, default=5
         Stratified folds for cross-validation on each training part; 0 or None skips it.
-    validation_size : float, default=0.3
+    validation_fraction : float, default=0.3
         Stratified fraction of each approach's images held out for validation.
+    budgets : list of int, default=None
+        Images per class to train each approach on, for the data-budget curve (nested
+        subsets of the non-test images, the same seed); scored on the test set.
+    audit : bool, default=True
+        Look for exact and near-duplicate images, label conflicts and duplicates that
+        straddle the test set and the rest (see :func:`sk_animals.audit.audit_images`).
+    dedupe : bool, default=False
+        Keep one image of each duplicate group before any split.
     random_state : int, default=0
-        Seeds sampling, splitting and folds.
-    out_dir : str or path-like, default=None
-        Where to write the report, metrics and fitted pipelines; each approach's files
-        are written as soon as it finishes, so an interruption loses only the step in
-        progress.
+        Seeds the test split, sampling, splitting and folds.
+    on_approach : callable, default=None
+        Called as ``on_approach(result, name)`` after each approach finishes, e.g.
+        ``lambda result, name: result.save(out, [name])``, so that an interruption
+        loses only the approach in progress.
     verbose : int, default=1
         Print each step.
 
@@ -387,25 +730,92 @@ def compare(
     Raises
     ------
     ValueError
-        A class has too few images for the folds and the hold-out (checked first).
+        A class has too few images for the test set, the folds and the hold-out
+        (checked before any training).
     """
+    from .audit import audit_images
+
     data = _load(data)
     approaches = paper_protocol(random_state=random_state) if approaches is None else approaches
-    _check_enough(data.target, approaches, cv, validation_size, random_state)
-    result = ComparisonResult(classes=sorted(set(data.target.tolist())), skipped=data.skipped)
+    say = partial(_say, "data", verbose)
+    if audit or dedupe:
+        data = _audit(data, dedupe, say)
+    paths, labels = data.data, data.target
+    result = ComparisonResult(classes=sorted(set(labels.tolist())), skipped=data.skipped)
+    pool = np.arange(len(labels))
+    test = None
+    if test_size:
+        pool, test_idx = train_test_split(
+            pool, test_size=test_size, stratify=labels, random_state=random_state
+        )
+        test = Bunch(data=paths[test_idx], target=labels[test_idx])
+        result.test_files, result.test_true = test.data.tolist(), test.target.tolist()
+    if audit:
+        splits = np.full(len(labels), "train", dtype=object)
+        if test is not None:
+            splits[test_idx] = "test"
+        result.audit = audit_images(paths, labels, splits=splits, n_jobs=-1)
+    _check_enough(labels[pool], approaches, cv, validation_fraction, random_state)
+    if budgets and test is None:
+        raise ValueError("budgets are scored on the common test set: give test_size > 0")
     for i, approach in enumerate(approaches, 1):
         say = partial(_say, f"[{i}/{len(approaches)}] {approach.name}", verbose)
         record, pipeline = _run(
-            approach, data.data, data.target, cv, validation_size, random_state, say
+            approach,
+            paths[pool],
+            labels[pool],
+            test,
+            cv,
+            validation_fraction,
+            random_state,
+            say,
+            verbose,
         )
+        if budgets:
+            result.budget_curve += _budget_curve(
+                approach, paths[pool], labels[pool], test, budgets, random_state, say, verbose
+            )
         result.approaches.append(record)
         result.pipelines[approach.name] = pipeline
-        if out_dir is not None:
-            from .report import write_report
-
-            out = Path(out_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            joblib.dump(pipeline, out / f"{approach.name}.joblib")
-            write_report(result, out)
-            say(f"written to {out}")
+        result.differences = _differences(result, random_state)
+        result.notes = _notes(result, approaches)
+        if on_approach is not None:
+            on_approach(result, approach.name)
     return result
+
+
+def _notes(result, approaches):
+    """What a reader of the numbers must know."""
+    notes = [
+        f"{a.name} ran without pretrained weights (random initialisation), so its numbers "
+        "say nothing about transfer learning"
+        for a in approaches
+        if a.name in result.pipelines
+        and isinstance(a.classifier, TransferClassifier)
+        and a.classifier.weights is None
+    ]
+    capped = sorted({p.per_class for p in result.budget_curve if p.capped})
+    if capped:
+        notes.append(
+            f"budgets {', '.join(map(str, capped))} per class are more than the smallest class "
+            "has; such classes gave all their images"
+        )
+    return notes
+
+
+def _differences(result, random_state):
+    """Each pair of finished approaches on the common test set."""
+    from .stats import compare_predictions
+
+    records = [r for r in result.approaches if r.test_predicted is not None]
+    return [
+        PairDifference(
+            b.name,
+            a.name,
+            compare_predictions(
+                result.test_true, b.test_predicted, a.test_predicted, random_state=random_state
+            ),
+        )
+        for i, a in enumerate(records)
+        for b in records[i + 1 :]
+    ]

@@ -310,11 +310,12 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         tags.input_tags.string = True
+        tags.transformer_tags.preserves_dtype = ["uint8"]  # uint8 arrays in, uint8 images out
         return tags
 
 
 def find_bad_images(X, *, n_jobs=None):
-    """List the images in ``X`` that :class:`ImageLoader` cannot load, and why.
+    """The images in ``X`` that :class:`~sk_animals.preprocessing.ImageLoader` cannot load.
 
     Decodes each image fully (at a small size), so it costs about one loading pass.
 

@@ -1,10 +1,15 @@
 """Figures and report files for a :class:`~sk_animals.evaluation.ComparisonResult`.
 
 The paper's figures: iteration vs accuracy and loss (Figs. 8-9), predicted validation
-images (Figs. 10-11), confusion matrices in counts and row-normalised (Figs. 12-13).
+images (Figs. 10-11), confusion matrices in counts and row-normalised (Figs. 12-13); and
+beyond it: the data-budget curve, the most confident mistakes on the common test set and a
+reliability diagram per approach. ``report.html`` is one self-contained file (figures
+inline); ``report.md`` links the same figures as PNG files. Nothing here computes a metric.
 """
 
+import base64
 import html
+import io
 import json
 from pathlib import Path
 
@@ -14,12 +19,22 @@ from sklearn.metrics import ConfusionMatrixDisplay
 
 from .preprocessing import ImageLoader
 
-__all__ = ["plot_confusion", "plot_curves", "plot_predictions", "write_report"]
+__all__ = [
+    "html_table",
+    "markdown_table",
+    "plot_budget_curve",
+    "plot_confusion",
+    "plot_curves",
+    "plot_mistakes",
+    "plot_predictions",
+    "plot_reliability",
+    "write_report",
+]
 
 
-def plot_curves(record, path):
+def plot_curves(record):
     """Iteration vs accuracy and vs loss, training and validation, for one approach."""
-    curves = record["curves"]
+    curves = record.curves
     fig = Figure(figsize=(11, 4), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, key, title in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
@@ -27,15 +42,15 @@ def plot_curves(record, path):
         ax.plot(train["iteration"], train[key], lw=0.8, alpha=0.7, label="training (mini-batch)")
         if valid["iteration"]:
             ax.plot(valid["iteration"], valid[key], "o--", ms=3, color="k", label="validation")
-        ax.set(xlabel="Iteration", ylabel=title, title=f"{record['name']}: {title.lower()}")
+        ax.set(xlabel="Iteration", ylabel=title, title=f"{record.name}: {title.lower()}")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.savefig(path, dpi=100)
+    return fig
 
 
-def plot_confusion(record, classes, path):
-    """Confusion matrix in counts and row-normalised, side by side."""
-    cm = np.asarray(record["confusion_matrix"])
+def plot_confusion(record, classes):
+    """Confusion matrix on the validation set in counts and row-normalised, side by side."""
+    cm = np.asarray(record.confusion_matrix)
     side = 2.0 + 0.6 * len(classes)  # inches per matrix
     fig = Figure(figsize=(2 * side, side), layout="constrained")
     axes = fig.subplots(1, 2)
@@ -48,59 +63,184 @@ def plot_confusion(record, classes, path):
         ConfusionMatrixDisplay(matrix, display_labels=classes).plot(
             ax=ax, values_format=fmt, colorbar=False, xticks_rotation=45
         )
-        ax.set_title(f"{record['name']}: {title}")
-    fig.savefig(path, dpi=100)
+        ax.set_title(f"{record.name}: {title}")
+    return fig
 
 
-def plot_predictions(record, path, n=16, random_state=0):
-    """A grid of validation images titled predicted (true); mistakes in red."""
-    files = np.asarray(record["validation_files"])
-    rng = np.random.default_rng(random_state)
-    pick = np.sort(rng.choice(len(files), size=min(n, len(files)), replace=False))
-    images = ImageLoader(96, resize="pad").transform(files[pick])
+def _image_grid(files, titles, colours, suptitle):
+    images = ImageLoader(96, resize="pad").transform(files)
     cols = 4
-    rows = int(np.ceil(len(pick) / cols))
+    rows = max(1, int(np.ceil(len(files) / cols)))
     fig = Figure(figsize=(2.4 * cols, 2.6 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, i in zip(axes.flat, images, pick, strict=False):
-        true, pred = record["validation_true"][i], record["validation_predicted"][i]
+    for ax, image, title, colour in zip(axes.flat, images, titles, colours, strict=False):
         ax.imshow(image)
-        wrong = true != pred
-        ax.set_title(
-            f"{pred}" + (f" (true: {true})" if wrong else ""),
-            fontsize=9,
-            color="red" if wrong else "black",
-        )
-    fig.suptitle(f"{record['name']}: validation predictions (mistakes in red)")
-    fig.savefig(path, dpi=100)
+        ax.set_title(title, fontsize=9, color=colour)
+    fig.suptitle(suptitle)
+    return fig
 
 
-def _rates_markdown(result):
-    names = [r["name"] for r in result.approaches]
-    header = "| Class | " + " | ".join(f"{n} TPR | {n} FPR" for n in names) + " |"
-    rule = "|---|" + "---|---|" * len(names)
-    rows = [
-        f"| {c} | "
-        + " | ".join(
-            f"{r['per_class'][c]['tpr']:.2%} | {r['per_class'][c]['fpr']:.2%}"
-            for r in result.approaches
-        )
-        + " |"
-        for c in result.classes
+def plot_predictions(record, n=16, random_state=0):
+    """A grid of validation images titled predicted (true); mistakes in red."""
+    files = np.asarray(record.validation_files)
+    rng = np.random.default_rng(random_state)
+    pick = np.sort(rng.choice(len(files), size=min(n, len(files)), replace=False))
+    true = [record.validation_true[i] for i in pick]
+    pred = [record.validation_predicted[i] for i in pick]
+    return _image_grid(
+        files[pick],
+        [f"{p}" + (f" (true: {t})" if t != p else "") for t, p in zip(true, pred, strict=True)],
+        ["red" if t != p else "black" for t, p in zip(true, pred, strict=True)],
+        f"{record.name}: validation predictions (mistakes in red)",
+    )
+
+
+def plot_mistakes(record, test_files, test_true, n=8):
+    """The test images the approach got wrong with the highest confidence (top losses)."""
+    wrong = [
+        i for i, (t, p) in enumerate(zip(test_true, record.test_predicted, strict=True)) if t != p
     ]
-    return "\n".join([header, rule, *rows])
+    worst = sorted(wrong, key=lambda i: -record.test_confidence[i])[:n]
+    if not worst:
+        return None
+    return _image_grid(
+        [test_files[i] for i in worst],
+        [
+            f"{record.test_predicted[i]} {record.test_confidence[i]:.0%}\n(true: {test_true[i]})"
+            for i in worst
+        ],
+        ["red"] * len(worst),
+        f"{record.name}: most confident mistakes on the test set",
+    )
 
 
-def _markdown_table_to_html(markdown):
-    lines = [line.strip("|").split("|") for line in markdown.splitlines()]
-    head = "".join(f"<th>{html.escape(c.strip())}</th>" for c in lines[0])
+def plot_reliability(record):
+    """Reliability diagram of the top-label confidence on the test set, with its ECE."""
+    cal = record.calibration
+    fig = Figure(figsize=(4.5, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
+    ax.plot(cal["prob_pred"], cal["prob_true"], "o-", label=record.name)
+    ax.set(
+        xlabel="Confidence (top-label probability)",
+        ylabel="Accuracy",
+        title=f"{record.name}: calibration, ECE {cal['ece']:.3f}",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    return fig
+
+
+def plot_budget_curve(points):
+    """Test accuracy (95% intervals) against images per class, a line per approach."""
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for name in dict.fromkeys(p.approach for p in points):
+        mine = sorted((p for p in points if p.approach == name), key=lambda p: p.per_class)
+        x = [p.per_class for p in mine]
+        y = np.array([p.test_accuracy for p in mine])
+        low, high = np.array([p.test_ci95 for p in mine]).T
+        ax.errorbar(x, y, yerr=[y - low, high - y], marker="o", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set(
+        xlabel="Images per class (log scale)",
+        ylabel="Test accuracy (95% CI)",
+        title="Data budget: test accuracy against training images per class",
+    )
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return fig
+
+
+def markdown_table(columns, rows):
+    """A Markdown table of string cells."""
+    lines = [columns, ["---"] * len(columns), *rows]
+    return "\n".join("| " + " | ".join(map(str, line)) + " |" for line in lines)
+
+
+def html_table(columns, rows):
+    """The same table as HTML."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in row) + "</tr>"
-        for row in lines[2:]
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _rates_table(result):
+    names = [r.name for r in result.approaches]
+    columns = ["Class"] + [f"{n} {k}" for n in names for k in ("TPR", "FPR")]
+    rows = [
+        [c] + [f"{r.per_class[c][k]:.2%}" for r in result.approaches for k in ("tpr", "fpr")]
+        for c in result.classes
+    ]
+    return columns, rows
+
+
+def _test_report_table(result):
+    records = [r for r in result.approaches if r.test_report]
+    columns = ["Class"] + [f"{r.name} {k}" for r in records for k in ("precision", "recall", "F1")]
+    keys = ("precision", "recall", "f1-score")
+    rows = [
+        [c] + [f"{r.test_report[c][k]:.2f}" for r in records for k in keys] for c in result.classes
+    ]
+    return columns, rows
+
+
+def _audit_table(audit):
+    rows = [[kind.replace("_", " "), str(n)] for kind, n in audit.summary().items()]
+    rows.append(["unreadable files", str(len(audit.unreadable))])
+    return ["Finding", "Groups"], rows
+
+
+class _Document:
+    """Markdown and HTML written side by side from the same pieces."""
+
+    def __init__(self, out):
+        self.out, self.md, self.html = out, [], []
+
+    def heading(self, text, level=2):
+        self.md += [f"{'#' * level} {text}", ""]
+        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def paragraph(self, text, css=None):
+        self.md += [text, ""]
+        attr = f' class="{css}"' if css else ""
+        self.html.append(f"<p{attr}>{html.escape(text)}</p>")
+
+    def items(self, lines):
+        self.md += [*(f"- {line}" for line in lines), ""]
+        self.html.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
+
+    def table(self, columns, rows):
+        self.md += [markdown_table(columns, rows), ""]
+        self.html.append(html_table(columns, rows))
+
+    def figure(self, fig, name, alt):
+        if fig is None:
+            return
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+        data = buffer.getvalue()
+        (self.out / name).write_bytes(data)
+        self.md += [f"![{alt}]({name})", ""]
+        encoded = base64.b64encode(data).decode("ascii")
+        self.html.append(f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}">')
+
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:0 16px;"
+    "line-height:1.45;color:#222}"
+    ".verdict{font-size:1.15em;background:#f3f6fa;border-left:4px solid #3465a4;"
+    "padding:10px 14px}"
+    ".scroll{overflow-x:auto}table{border-collapse:collapse;margin:8px 0}"
+    "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f6f6f6}"
+    "img{max-width:100%;height:auto;display:block;margin:8px 0}"
+)
 
 
 def write_report(result, out_dir):
@@ -109,6 +249,7 @@ def write_report(result, out_dir):
     Parameters
     ----------
     result : ComparisonResult
+        What to report.
     out_dir : str or path-like
         Created if missing; files of the same names are replaced.
 
@@ -119,78 +260,59 @@ def write_report(result, out_dir):
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sections = []
-    for record in result.approaches:
-        name = record["name"]
-        figures = {
-            "curves": f"{name}_curves.png",
-            "confusion": f"{name}_confusion.png",
-            "predictions": f"{name}_predictions.png",
-        }
-        plot_curves(record, out / figures["curves"])
-        plot_confusion(record, result.classes, out / figures["confusion"])
-        plot_predictions(record, out / figures["predictions"])
-        settings = (
-            f"{record['classifier']}"
-            + (
-                f", backbone {record['backbone']}, weights {record['weights']}"
-                if record["backbone"]
-                else ""
-            )
-            + f"; {record['n_train']} training and {record['n_valid']} validation "
-            f"images; batch size {record['batch_size']}"
+    doc = _Document(out)
+    doc.heading("Scratch vs transfer: comparison report", level=1)
+    for sentence in result.verdicts():
+        doc.paragraph(sentence, css="verdict")
+    if result.test_files:
+        doc.paragraph(
+            f"Every approach is scored on the same {len(result.test_files)} test images, drawn "
+            "before anything else and never used for training, validation or early stopping; "
+            "intervals are 95%."
         )
-        sections.append((name, settings, figures))
-    table, rates = result.to_markdown(), _rates_markdown(result)
-    skipped = "".join(f"\n- `{f}`: {why}" for f, why in result.skipped)
-    md = [
-        "# Scratch vs transfer: comparison report",
-        "",
-        table,
-        "",
-        "## Per-class rates on the validation set",
-        "",
-        rates,
-        "",
-    ]
-    for name, settings, figures in sections:
-        md += [f"## {name}", "", settings, ""]
-        md += [f"![{name} {kind}]({file})" for kind, file in figures.items()]
-        md.append("")
-    if skipped:
-        md += ["## Files left out", skipped, ""]
-    paths = {
-        "report.md": out / "report.md",
-        "report.html": out / "report.html",
-        "metrics.json": out / "metrics.json",
-    }
-    paths["report.md"].write_text("\n".join(md))
-    body = [
-        f"<h1>Scratch vs transfer: comparison report</h1>{_markdown_table_to_html(table)}",
-        f"<h2>Per-class rates on the validation set</h2>{_markdown_table_to_html(rates)}",
-    ]
-    for name, settings, figures in sections:
-        body.append(
-            f"<h2>{html.escape(name)}</h2><p>{html.escape(settings)}</p>"
-            + "".join(f'<img src="{f}" alt="{html.escape(name)} {k}">' for k, f in figures.items())
+    doc.table(result.COLUMNS, result.table())
+    if result.budget_curve:
+        doc.heading("Data budget")
+        doc.items(result.budget_matches() or ["no approach matched another with fewer images"])
+        doc.figure(plot_budget_curve(result.budget_curve), "budget_curve.png", "budget curve")
+    if any(r.test_report for r in result.approaches):
+        doc.heading("Per-class precision, recall and F1 on the test set")
+        doc.table(*_test_report_table(result))
+    doc.heading("Per-class rates on the validation set")
+    doc.table(*_rates_table(result))
+    for r in result.approaches:
+        doc.heading(r.name)
+        doc.paragraph(
+            r.classifier
+            + (f", backbone {r.backbone}, weights {r.weights}" if r.backbone else "")
+            + f"; {r.n_train} training and {r.n_valid} validation images; batch size "
+            f"{r.batch_size}"
         )
-    if skipped:
-        body.append(
-            "<h2>Files left out</h2><ul>"
-            + "".join(
-                f"<li><code>{html.escape(f)}</code>: {html.escape(w)}</li>"
-                for f, w in result.skipped
-            )
-            + "</ul>"
-        )
-    style = (
-        "body{font-family:sans-serif;max-width:1100px;margin:auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-        "img{max-width:100%;display:block;margin:8px 0}"
+        doc.figure(plot_curves(r), f"{r.name}_curves.png", f"{r.name} curves")
+        doc.figure(plot_confusion(r, result.classes), f"{r.name}_confusion.png", "confusion")
+        doc.figure(plot_predictions(r), f"{r.name}_predictions.png", f"{r.name} predictions")
+        if r.test_predicted is not None:
+            mistakes = plot_mistakes(r, result.test_files, result.test_true)
+            doc.figure(mistakes, f"{r.name}_mistakes.png", f"{r.name} mistakes")
+            doc.figure(plot_reliability(r), f"{r.name}_reliability.png", "reliability")
+    if result.audit is not None:
+        doc.heading("Data audit")
+        doc.table(*_audit_table(result.audit))
+        leaks = result.audit.cross_split_duplicates or []
+        doc.items([" = ".join(f"{p} ({s})" for p, s in g) for g in leaks[:20]])
+    if result.skipped:
+        doc.heading("Files left out")
+        doc.items([f"{f}: {why}" for f, why in result.skipped])
+    paths = {name: out / name for name in ("report.md", "report.html", "metrics.json")}
+    paths["report.md"].write_text("\n".join(doc.md))
+    body = "".join(
+        f'<div class="scroll">{part}</div>' if part.startswith("<table") else part
+        for part in doc.html
     )
     paths["report.html"].write_text(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>sk_animals report</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>sk_animals report</title><style>{_STYLE}</style></head><body>{body}</body></html>"
     )
     paths["metrics.json"].write_text(json.dumps(result.to_dict(), indent=1))
     return paths

@@ -1,6 +1,10 @@
 """ScratchCNNClassifier: the paper's CNN trained from random initialisation."""
 
-from ._base import ImageClassifier
+from numbers import Integral, Real
+
+from sklearn.utils._param_validation import Interval
+
+from ._base import ImageClassifier, shared_docs
 from ._networks import PaperCNN
 
 __all__ = ["RECOMMENDED", "ScratchCNNClassifier"]
@@ -18,6 +22,7 @@ RECOMMENDED = {
 }
 
 
+@shared_docs
 class ScratchCNNClassifier(ImageClassifier):
     """The paper's 25-layer CNN, trained from scratch, as a scikit-learn classifier.
 
@@ -29,6 +34,8 @@ class ScratchCNNClassifier(ImageClassifier):
 
     Parameters
     ----------
+    module : torch.nn.Module class, default=PaperCNN
+        Built with ``n_classes``, ``image_size``, ``width``, ``depth`` and ``dropout``.
     width : int, default=8
         Filters of the first convolution; each block doubles them.
     depth : int, default=4
@@ -36,24 +43,18 @@ class ScratchCNNClassifier(ImageClassifier):
     dropout : float, default=0.0
         Dropout before the fully connected layers.
     lr : float, default=0.01
+        Learning rate.
     max_epochs : int, default=10
+        Passes over the training data, shuffled every epoch.
     batch_size : int, default=128
-    **kwargs
-        Every parameter of :class:`~sk_animals._base.ImageClassifier` and skorch
-        (``train_split``, ``random_flip``, ``random_translate``, ``class_weight``,
-        ``lr_schedule``, ``precision``, ``device``, ``random_state``, ``verbose``,
-        ``callbacks``, ``optimizer__*``, ``criterion__*`` ...).
+        Mini-batch size (MATLAB's default).
+    %(shared_parameters)s
 
     Attributes
     ----------
-    classes_ : ndarray of shape (n_classes,)
-    image_size_ : (int, int)
-    mean_, std_ : ndarray of shape (3,)
-        Per-channel statistics of the training images (MATLAB's zero-centre input
-        normalisation, with scaling).
-    module_ : PaperCNN
-    history_ : skorch.History
-        Per-iteration ``train_loss``/``train_acc``, per-epoch scores.
+    %(shared_attributes)s
+        ``mean_`` and ``std_`` are the per-channel statistics of the training images
+        (MATLAB's zero-centre input normalisation, with scaling).
 
     See Also
     --------
@@ -71,6 +72,13 @@ class ScratchCNNClassifier(ImageClassifier):
     >>> clf.classes_.tolist()
     ['circle', 'cross']
     """
+
+    _parameter_constraints = {
+        **ImageClassifier._parameter_constraints,
+        "width": [Interval(Integral, 1, None, closed="left")],
+        "depth": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+    }
 
     def __init__(self, module=PaperCNN, *, width=8, depth=4, dropout=0.0, **kwargs):
         super().__init__(module, **kwargs)  # the base's defaults are the paper's

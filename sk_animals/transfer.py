@@ -4,18 +4,18 @@ Weights come from torchvision's weights API, which downloads once into the
 ``$TORCH_HOME/hub/checkpoints`` cache and then works offline, or from a state-dict file.
 """
 
-import os
-from dataclasses import dataclass
-from urllib.error import URLError
+import inspect
+from numbers import Integral, Real
 
-import numpy as np
 import torch
-import torchvision
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
-from torch import nn
 
-from ._base import ImageClassifier, check_images, resolve_device, to_network_input
+from ._backbones import BACKBONES, load_backbone, resolve_weights, weights_normalization
+from ._base import ImageClassifier, shared_docs
+from ._networks import TransferNet
+from ._tensors import check_images, resolve_device, to_network_input
 
 __all__ = [
     "BACKBONES",
@@ -26,179 +26,12 @@ __all__ = [
     "load_backbone",
 ]
 
-
-@dataclass(frozen=True)
-class Backbone:
-    """What the package needs to know about a torchvision classification model."""
-
-    head: str  #: dotted path of the last layer, replaced by a new one per task
-    blocks: str | None  #: module whose children are the blocks ``freeze=k`` counts
-    size: int  #: input height and width the model is used at
+_BACKBONE = [StrOptions(set(BACKBONES))]
+_WEIGHTS = [None, str, HasMethods("__fspath__"), HasMethods("transforms")]
+_FREEZE = [StrOptions({"none", "body"}), Interval(Integral, 0, None, closed="left")]
 
 
-#: The supported backbones. Normalisation and categories come from torchvision's
-#: weights metadata (``torchvision.models.get_model_weights(name)``).
-BACKBONES = {
-    "alexnet": Backbone(head="classifier.6", blocks="features", size=227),
-    "squeezenet1_1": Backbone(head="classifier.1", blocks="features", size=224),
-    "resnet18": Backbone(head="fc", blocks=None, size=224),
-    "mobilenet_v3_small": Backbone(head="classifier.3", blocks="features", size=224),
-    "efficientnet_b0": Backbone(head="classifier.1", blocks="features", size=224),
-}
-
-
-def _spec(backbone):
-    if backbone not in BACKBONES:
-        raise ValueError(
-            f"unknown backbone {backbone!r}; choose one of {', '.join(sorted(BACKBONES))}"
-        )
-    return BACKBONES[backbone]
-
-
-def normalization(backbone):
-    """(mean, std) the backbone's ImageNet weights expect, from torchvision's metadata."""
-    _spec(backbone)
-    transforms = torchvision.models.get_model_weights(backbone).DEFAULT.transforms()
-    return np.asarray(transforms.mean), np.asarray(transforms.std)
-
-
-def _is_path(weights):
-    return isinstance(weights, os.PathLike) or (
-        isinstance(weights, str) and (os.sep in weights or weights.endswith((".pth", ".pt")))
-    )
-
-
-def load_backbone(backbone, weights="DEFAULT"):
-    """A torchvision ``backbone`` with ImageNet ``weights``, its 1000-class head intact.
-
-    Parameters
-    ----------
-    backbone : str
-        A key of :data:`BACKBONES`.
-    weights : str, path-like, torchvision weights enum or None, default="DEFAULT"
-        ``"DEFAULT"``, ``"IMAGENET1K_V1"`` (or an enum member): torchvision's weights,
-        downloaded once into ``$TORCH_HOME/hub/checkpoints`` and loaded from there
-        afterwards, offline too. A path: a state-dict file in torchvision's layout.
-        ``None``: random initialisation.
-
-    Returns
-    -------
-    model : torch.nn.Module
-
-    Raises
-    ------
-    OSError
-        The weights are neither cached nor downloadable; says which file to put where.
-    """
-    _spec(backbone)
-    if weights is None:
-        return torchvision.models.get_model(backbone, weights=None)
-    if _is_path(weights):
-        if not os.path.isfile(weights):
-            raise FileNotFoundError(f"weights file {os.fspath(weights)!r} does not exist")
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state)
-        model = torchvision.models.get_model(backbone, weights=None)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ValueError(
-                f"{os.fspath(weights)!r} is not a state dict of torchvision's {backbone}: {exc}"
-            ) from None
-        return model
-    enum = torchvision.models.get_model_weights(backbone)
-    try:
-        weights = enum[weights] if isinstance(weights, str) else enum(weights)
-    except (KeyError, ValueError):
-        names = ", ".join(["DEFAULT", *enum.__members__])
-        raise ValueError(
-            f"unknown weights {weights!r} for {backbone}; use one of {names}, "
-            "a state-dict path or None"
-        ) from None
-    try:
-        return torchvision.models.get_model(backbone, weights=weights)
-    except (URLError, OSError) as exc:
-        target = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
-        raise OSError(
-            f"could not download the {backbone} weights ({exc}). Offline, download "
-            f"{weights.url} elsewhere and put it at {target} (set TORCH_HOME to move the "
-            "cache), or pass weights= the path of a state-dict file"
-        ) from exc
-
-
-def _replace(model, dotted, new):
-    parent_name, _, child = dotted.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
-
-
-def _new_head(old, n_classes):
-    """A fresh last layer like ``old`` with ``n_classes`` outputs."""
-    if isinstance(old, nn.Conv2d):  # SqueezeNet's 1x1 convolution classifier
-        return nn.Conv2d(old.in_channels, n_classes, kernel_size=1)
-    return nn.Linear(old.in_features, n_classes)
-
-
-class TransferNet(nn.Module):
-    """A pretrained backbone with a new head; frozen parts stay in eval mode.
-
-    Parameters
-    ----------
-    n_classes : int or None
-        Outputs of the new head; ``None`` removes the head (features out).
-    backbone : str, default="alexnet"
-    weights : str, path-like or None, default="DEFAULT"
-        See :func:`load_backbone`.
-    freeze : {"none", "body"} or int, default="none"
-        ``"none"`` fine-tunes everything; ``"body"`` trains the new head only; an int
-        ``k`` freezes the first ``k`` blocks (see :data:`BACKBONES`).
-    """
-
-    def __init__(self, n_classes, backbone="alexnet", weights="DEFAULT", freeze="none"):
-        super().__init__()
-        spec = _spec(backbone)
-        self.model = load_backbone(backbone, weights)
-        head = (
-            nn.Identity()
-            if n_classes is None
-            else _new_head(self.model.get_submodule(spec.head), n_classes)
-        )
-        _replace(self.model, spec.head, head)
-        self.head_prefix = f"model.{spec.head}."
-        for module in _frozen_modules(self.model, spec, freeze, head):
-            module.requires_grad_(False)
-        head.requires_grad_(True)  # the new head always trains
-        # leaves whose weights are all frozen keep eval-mode behaviour (batch-norm statistics)
-        self.frozen = [
-            m
-            for m in self.model.modules()
-            if m._parameters and not any(p.requires_grad for p in m.parameters(recurse=False))
-        ]
-
-    def train(self, mode=True):
-        """Set train mode, keeping frozen layers in eval mode."""
-        super().train(mode)
-        for module in self.frozen:
-            module.eval()
-        return self
-
-    def forward(self, x):
-        """Logits (or features, without a head) for normalised images (n, 3, h, w)."""
-        return self.model(x)
-
-
-def _frozen_modules(model, spec, freeze, head):
-    """The modules whose parameters ``freeze`` keeps fixed."""
-    if freeze == "none":
-        return []
-    if freeze == "body":
-        return [model]  # the new head is unfrozen again by the caller
-    if isinstance(freeze, int) and not isinstance(freeze, bool) and freeze >= 0:
-        blocks = model.get_submodule(spec.blocks) if spec.blocks else model
-        return [m for m in blocks.children() if m is not head][:freeze]
-    raise ValueError(f"freeze must be 'none', 'body' or a number of blocks, got {freeze!r}")
-
-
+@shared_docs
 class TransferClassifier(ImageClassifier):
     """Fine-tune an ImageNet-pretrained torchvision network on your classes.
 
@@ -209,12 +42,15 @@ class TransferClassifier(ImageClassifier):
 
     Parameters
     ----------
-    backbone : str, default="resnet18"
-        One of :data:`BACKBONES`: ``alexnet``, ``squeezenet1_1``, ``resnet18``,
-        ``mobilenet_v3_small``, ``efficientnet_b0``.
-    weights : str, path-like or None, default="DEFAULT"
-        ``"DEFAULT"``/``"IMAGENET1K_V1"`` (torchvision's weights API, cached in
-        ``$TORCH_HOME``), a state-dict file, or ``None`` for random initialisation.
+    backbone : str, default="alexnet"
+        One of :data:`BACKBONES`: ``alexnet`` (the paper's), ``squeezenet1_1``,
+        ``resnet18``, ``mobilenet_v3_small``, ``efficientnet_b0``.
+    weights : str, path-like, torchvision weights enum or None, default="DEFAULT"
+        ``"DEFAULT"``, a weights name such as ``"IMAGENET1K_V1"`` or an enum member
+        (torchvision's weights API, cached in ``$TORCH_HOME``); a
+        :class:`pathlib.Path`, or any other string, is the path of a state-dict file
+        in torchvision's layout; ``None`` is random initialisation. The input
+        normalisation is that of the chosen weights.
     freeze : {"none", "body"} or int, default="none"
         ``"none"`` fine-tunes everything (the paper); ``"body"`` trains the new head
         only; ``k`` freezes the first k blocks. Frozen batch-norm layers keep their
@@ -222,20 +58,22 @@ class TransferClassifier(ImageClassifier):
     head_lr_factor : float, default=20
         The new head learns at ``head_lr_factor * lr`` (MATLAB's
         WeightLearnRateFactor/BiasLearnRateFactor); follows ``lr`` when it is tuned.
+    module : torch.nn.Module class, default=TransferNet
+        Built with ``n_classes``, ``backbone``, ``weights`` and ``freeze``.
     lr : float, default=1e-4
+        Learning rate of the backbone.
     max_epochs : int, default=6
+        Passes over the training data.
     batch_size : int, default=10
-    **kwargs
-        Every parameter of :class:`~sk_animals._base.ImageClassifier` and skorch;
-        ``optimizer__momentum`` defaults to 0.9 and ``optimizer__weight_decay`` to 1e-4.
+        Mini-batch size.
+    %(shared_parameters)s
+        Optimizers that take a weight decay get ``optimizer__weight_decay=1e-4``
+        unless given. ``optimizer__param_groups`` are honoured; the new head's
+        parameters that no group of yours claims learn at ``head_lr_factor * lr``.
 
     Attributes
     ----------
-    classes_ : ndarray of shape (n_classes,)
-    mean_, std_ : ndarray of shape (3,)
-        The normalisation of the backbone's weights.
-    module_ : TransferNet
-    history_ : skorch.History
+    %(shared_attributes)s
 
     See Also
     --------
@@ -254,7 +92,7 @@ class TransferClassifier(ImageClassifier):
 
     def __init__(
         self,
-        backbone="resnet18",
+        backbone="alexnet",
         *,
         weights="DEFAULT",
         freeze="none",
@@ -265,15 +103,26 @@ class TransferClassifier(ImageClassifier):
         batch_size=10,
         **kwargs,
     ):
-        kwargs.setdefault("optimizer__weight_decay", 1e-4)
         super().__init__(module, lr=lr, max_epochs=max_epochs, batch_size=batch_size, **kwargs)
         self.backbone = backbone
         self.weights = weights
         self.freeze = freeze
         self.head_lr_factor = head_lr_factor
 
+    _parameter_constraints = {
+        **ImageClassifier._parameter_constraints,
+        "backbone": _BACKBONE,
+        "weights": _WEIGHTS,
+        "freeze": _FREEZE,
+        "head_lr_factor": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def _check_params(self):
+        super()._check_params()
+        resolve_weights(self.backbone, self.weights)  # a bad name or a missing file, now
+
     def _normalization(self, X):
-        return normalization(self.backbone)
+        return weights_normalization(self.backbone, self.weights)
 
     def _module_kwargs(self):
         return {
@@ -283,33 +132,55 @@ class TransferClassifier(ImageClassifier):
             "freeze": self.freeze,
         }
 
-    def _param_groups(self):
-        """Body and head parameter groups, with the head's learning rate derived from lr."""
-        named = [(n, p) for n, p in self.module_.named_parameters() if p.requires_grad]
-        prefix = self.module_.head_prefix
-        groups = [
-            {"params": [p for n, p in named if not n.startswith(prefix)], "lr": self.lr},
-            {
-                "params": [p for n, p in named if n.startswith(prefix)],
-                "lr": self.lr * self.head_lr_factor,
-            },
-        ]
-        return [g for g in groups if g["params"]]
-
-    def initialize_optimizer(self, *args, **kwargs):
-        optimizer_kwargs = self.get_params_for("optimizer")
-        optimizer_kwargs.pop("param_groups", None)
-        optimizer_kwargs.setdefault("lr", self.lr)
-        self.optimizer_ = self.optimizer(self._param_groups(), **optimizer_kwargs)
+    def initialize_module(self):
+        super().initialize_module()
+        h, w = self.image_size_
+        probe = torch.zeros(1, 3, h, w, device=next(self.module_.parameters()).device)
+        try:
+            with torch.no_grad():
+                self.module_.eval()(probe)
+        except RuntimeError:
+            size = BACKBONES[self.backbone].size
+            raise ValueError(
+                f"images of {h}x{w} are too small for backbone={self.backbone!r}; load them "
+                f"at its own size, ImageLoader(size={size}), or at least a few times 32 pixels"
+            ) from None
+        self.module_.train()
         return self
+
+    def _optimizer_defaults(self):
+        defaults = super()._optimizer_defaults()
+        if "weight_decay" in inspect.signature(self.optimizer).parameters:
+            defaults["weight_decay"] = 1e-4
+        return defaults
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        """skorch's groups, with the new head's unclaimed parameters at ``head_lr_factor``."""
+        named_parameters = [(n, p) for n, p in named_parameters if p.requires_grad]
+        (groups,), kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        if prefix != "optimizer":
+            return (groups,), kwargs
+        head = {id(p) for n, p in named_parameters if n.startswith(self.module_.head_prefix)}
+        split = []
+        for group in groups:
+            if set(group) != {"params"}:  # a group of the user's: theirs as given
+                split.append(group)
+                continue
+            body = [p for p in group["params"] if id(p) not in head]
+            new = [p for p in group["params"] if id(p) in head]
+            split += [{"params": body}] if body else []
+            split += [{"params": new, "lr": kwargs["lr"] * self.head_lr_factor}] if new else []
+        return (split,), kwargs
 
     def set_params(self, **params):
         super().set_params(**params)
         if self.initialized_ and {"lr", "head_lr_factor"} & set(params):
-            for group, derived in zip(
-                self.optimizer_.param_groups, self._param_groups(), strict=True
-            ):
-                group["lr"] = derived["lr"]
+            # skorch sets one lr on every group; derive the head's again
+            (groups,), kwargs = self.get_params_for_optimizer(
+                "optimizer", self.get_all_learnable_params()
+            )
+            for group, derived in zip(self.optimizer_.param_groups, groups, strict=True):
+                group["lr"] = derived.get("lr", kwargs["lr"])
         return self
 
 
@@ -346,9 +217,9 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     Parameters
     ----------
-    backbone : str, default="resnet18"
+    backbone : str, default="alexnet"
         One of :data:`BACKBONES`.
-    weights : str, path-like or None, default="DEFAULT"
+    weights : str, path-like, torchvision weights enum or None, default="DEFAULT"
         As in :class:`TransferClassifier`.
     batch_size : int, default=64
         Images per forward pass.
@@ -376,8 +247,16 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     (2, 512)
     """
 
+    _parameter_constraints = {
+        "backbone": _BACKBONE,
+        "weights": _WEIGHTS,
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "memory": [None, str, HasMethods("cache")],
+    }
+
     def __init__(
-        self, backbone="resnet18", *, weights="DEFAULT", batch_size=64, device="auto", memory=None
+        self, backbone="alexnet", *, weights="DEFAULT", batch_size=64, device="auto", memory=None
     ):
         self.backbone = backbone
         self.weights = weights
@@ -396,8 +275,9 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         -------
         self
         """
+        self._validate_params()
         self.module_ = TransferNet(None, self.backbone, self.weights, freeze="body").eval()
-        self.mean_, self.std_ = normalization(self.backbone)
+        self.mean_, self.std_ = weights_normalization(self.backbone, self.weights)
         with torch.inference_mode():
             probe = self.module_(torch.zeros(1, 3, 64, 64))
         self.n_features_out_ = probe.flatten(1).shape[1]
@@ -434,6 +314,12 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     @property
     def _n_features_out(self):
         return self.n_features_out_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.weights is None  # random weights differ at each fit
+        tags.transformer_tags.preserves_dtype = ["float32"]  # float32 features for any input
+        return tags
 
 
 @torch.inference_mode()

@@ -3,12 +3,16 @@
 Optuna is optional (``pip install sk-animals[tune]``) and imported when first used.
 A study lives in memory, in a SQLite file (it survives a crash and resumes), or in any
 Optuna RDB (PostgreSQL, MySQL) or journal storage, so that several processes or machines
-can work on one study at once: Optuna's storage is the distributed engine.
+can work on one study at once: Optuna's storage is the distributed engine. Each worker
+samples apart from the others, and fails (then retries) the trials of workers that died.
 """
 
+import contextlib
 import gc
 import importlib
+import threading
 import time
+import uuid
 from functools import partial
 
 import numpy as np
@@ -19,10 +23,12 @@ from sklearn.pipeline import Pipeline
 from .scratch import ScratchCNNClassifier
 from .transfer import BACKBONES, TransferClassifier
 
-__all__ = ["make_storage", "search_space", "tune"]
+__all__ = ["make_storage", "search_space", "trial_counts", "tune"]
 
 _SCHEMA_ATTEMPTS = 5
 _INSTALL = "hyperparameter search needs Optuna: pip install 'sk-animals[tune]'"
+_ALIVE_UNTIL = "alive_until"  # user attribute: time.time() by which a running trial's worker beats
+_RETRY_OF = "retry_of"  # user attribute: the number of the stale trial this one runs again
 
 
 def _optuna():
@@ -99,7 +105,7 @@ def search_space(estimator, prefix=""):
     return {prefix + key: value for key, value in space.items()}
 
 
-def make_storage(storage=None, *, heartbeat_interval=60):
+def make_storage(storage=None):
     """An Optuna storage from a URL or a file name.
 
     Parameters
@@ -112,14 +118,14 @@ def make_storage(storage=None, *, heartbeat_interval=60):
         A storage object is returned as it is.
         Workers started at the same moment on a new database may race to create its
         tables; the loser retries.
-    heartbeat_interval : int, default=60
-        For databases: seconds between a running trial's heartbeats; a trial whose
-        worker died is marked failed after two missed beats and run again by the
-        next worker (Optuna's ``RetryHeartbeatStaleTrialCallback``).
 
     Returns
     -------
     storage : optuna.storages.BaseStorage or None
+
+    See Also
+    --------
+    tune : Its workers' heartbeats fail the trials of dead workers on any storage.
     """
     optuna = _optuna()
     if storage is None or not isinstance(storage, str):
@@ -133,18 +139,105 @@ def make_storage(storage=None, *, heartbeat_interval=60):
     url = storage if "://" in storage else f"sqlite:///{storage}"
     for attempt in range(_SCHEMA_ATTEMPTS):
         try:
-            return optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=2 * heartbeat_interval,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=1
-                ),
-            )
+            return optuna.storages.RDBStorage(url)
         except SQLAlchemyError:  # workers started together race to create one new schema
             if attempt == _SCHEMA_ATTEMPTS - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
+
+
+def trial_counts(study):
+    """How many trials of a study are in each state.
+
+    Parameters
+    ----------
+    study : optuna.Study
+
+    Returns
+    -------
+    counts : dict of str to int
+        Keys ``"complete"``, ``"pruned"``, ``"fail"``, ``"running"`` and ``"waiting"``
+        (queued, such as the retry of a dead worker's trial).
+
+    Examples
+    --------
+    >>> import optuna
+    >>> from sk_animals.tuning import trial_counts
+    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+    >>> study = optuna.create_study()
+    >>> study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    >>> trial_counts(study)
+    {'complete': 2, 'pruned': 0, 'fail': 0, 'running': 0, 'waiting': 0}
+    """
+    states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
+    return {s: states.count(s) for s in ("complete", "pruned", "fail", "running", "waiting")}
+
+
+def _counted(study, states):
+    """The trials in ``states`` that count toward ``n_trials``: not stale ones run again."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get(_RETRY_OF) for t in trials}
+    return sum(t.state in states and t.number not in retried for t in trials)
+
+
+def _fail_stale_trials(study, grace_period):
+    """Fail the running trials whose worker stopped beating, and queue each once more.
+
+    A trial is stale once its ``alive_until`` lease has passed (or, before its first
+    beat, ``grace_period`` seconds after it started). Of workers that find one stale
+    trial together, one fails it (the storage refuses the others) and queues its
+    parameters again; the reason goes in the trial's ``error`` user attribute.
+    """
+    optuna, now = _optuna(), time.time()
+    storage, running = study._storage, optuna.trial.TrialState.RUNNING
+    for trial in study.get_trials(deepcopy=False, states=(running,)):
+        lease = trial.user_attrs.get(_ALIVE_UNTIL, trial.datetime_start.timestamp() + grace_period)
+        if now <= lease:
+            continue
+        reason = f"worker lost (killed, crashed, cut off): heartbeat {now - lease:.0f} s overdue"
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "error", reason)
+            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker failed it first
+        if _RETRY_OF not in trial.user_attrs:  # run a lost trial again once, not forever
+            study.enqueue_trial(trial.params, user_attrs={_RETRY_OF: trial.number})
+
+
+def _between_trials(study, trial, *, n_trials, heartbeat_interval):
+    """Fail dead workers' trials, and stop once the study has ``n_trials`` trials."""
+    states = _optuna().trial.TrialState
+    if heartbeat_interval is not None:
+        _fail_stale_trials(study, 2 * heartbeat_interval)
+    if _counted(study, (states.COMPLETE, states.PRUNED, states.FAIL, states.RUNNING)) >= n_trials:
+        study.stop()
+
+
+def _renew_lease(trial, heartbeat_interval, stop):
+    """Push ``trial``'s lease two beats ahead every ``heartbeat_interval`` s until ``stop``."""
+    while not stop.wait(heartbeat_interval):
+        # A storage hiccup must not end the trial; the next beat tries again.
+        with contextlib.suppress(Exception):
+            trial.set_user_attr(_ALIVE_UNTIL, time.time() + 2 * heartbeat_interval)
+
+
+@contextlib.contextmanager
+def _heartbeat(trial, heartbeat_interval):
+    """Keep ``trial``'s lease alive while the block runs (not at all when the interval is None)."""
+    if heartbeat_interval is None:
+        yield
+        return
+    trial.set_user_attr(_ALIVE_UNTIL, time.time() + 2 * heartbeat_interval)
+    stop = threading.Event()
+    beats = threading.Thread(
+        target=_renew_lease, args=(trial, heartbeat_interval, stop), daemon=True
+    )
+    beats.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beats.join()
 
 
 def _suggest(trial, name, dist):
@@ -156,34 +249,35 @@ def _suggest(trial, name, dist):
     return suggest(name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
-def _objective(trial, base, space, X, y, validation_fraction, random_state):
+def _objective(trial, base, space, X, y, validation_fraction, random_state, heartbeat_interval):
     """Fit one candidate, report validation accuracy each epoch, free memory after."""
     from optuna_integration import SkorchPruningCallback
 
-    params = {name: _suggest(trial, name, dist) for name, dist in space.items()}
-    callbacks = [
-        *(base.callbacks or []),
-        ("optuna_pruning", SkorchPruningCallback(trial, "valid_acc")),
-    ]
-    clf = clone(base).set_params(
-        **params,
-        train_split=validation_fraction,
-        callbacks=callbacks,
-        random_state=random_state,
-        verbose=0,
-    )
-    try:
-        clf.fit(X, y)
-        return float(clf.history_[-1, "valid_acc"])
-    except Exception as exc:
-        if not isinstance(exc, _optuna().TrialPruned):
-            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        del clf
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+    with _heartbeat(trial, heartbeat_interval):
+        params = {name: _suggest(trial, name, dist) for name, dist in space.items()}
+        callbacks = [
+            *(base.callbacks or []),
+            ("optuna_pruning", SkorchPruningCallback(trial, "valid_acc")),
+        ]
+        clf = clone(base).set_params(
+            **params,
+            train_split=validation_fraction,
+            callbacks=callbacks,
+            random_state=random_state,
+            verbose=0,
+        )
+        try:
+            clf.fit(X, y)
+            return float(clf.history_[-1, "valid_acc"])
+        except Exception as exc:
+            if not isinstance(exc, _optuna().TrialPruned):
+                trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            del clf
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
 
 
 def tune(
@@ -199,6 +293,7 @@ def tune(
     timeout=None,
     n_jobs=1,
     random_state=0,
+    heartbeat_interval=60,
     refit=True,
 ):
     """Tune a classifier (or a Pipeline ending in one) with a pruned Optuna study.
@@ -209,10 +304,9 @@ def tune(
     that fail (bad hyperparameters, out of memory) are recorded with the reason in
     their ``error`` user attribute, and the study goes on.
 
-    Several processes or machines can run ``tune`` at once with the same ``storage``
-    and ``study_name``: they share the study, and together stop once ``n_trials``
-    trials have finished (a worker that starts a trial in the instant another
-    finishes the last one may add one more).
+    Several processes or machines can run ``tune`` at once on the same ``storage``:
+    they share the study, and together stop once it has ``n_trials`` trials.
+    Running ``tune`` again on a storage resumes the study where it stopped.
 
     Parameters
     ----------
@@ -222,14 +316,19 @@ def tune(
     X, y : array-like
         Images (or paths, for a Pipeline) and labels.
     n_trials : int, default=20
-        Finished trials (complete, pruned or failed) the study stops at.
+        Finished trials (complete, pruned or failed) the study stops at, counted over
+        all workers and runs. A trial failed because its worker was lost does not
+        count: its retry does.
     param_distributions : dict, default=None
         Optuna distributions by parameter name of the classifier;
         :func:`search_space` by default.
     storage : str, optuna storage or None, default=None
         See :func:`make_storage`. In memory by default.
     study_name : str, default=None
-        Name of the study to create or join (required to share a storage).
+        Name of the study to create or join. With a storage, ``None`` means
+        ``"sk-animals-<classifier class>"`` (``"sk-animals-ScratchCNNClassifier"``),
+        so that running again with the same storage resumes the same study; give
+        another name for a separate study, such as one over another search space.
     validation_fraction : float, default=0.2
         Stratified hold-out each trial is scored on.
     timeout : float, default=None
@@ -238,8 +337,16 @@ def tune(
         Trials run in parallel threads of this process. With one GPU keep 1: trials
         share it one at a time; run more processes (or machines) on a shared storage
         instead.
-    random_state : int, default=0
-        Seeds the sampler and every trial's fit.
+    random_state : int or None, default=0
+        Seeds every trial's fit, so that a trial's parameters give the same model
+        whichever worker fits it. In memory it also seeds the sampler, and the study
+        is reproducible. With a storage, the sampler's seed is derived from it and a
+        random id of this worker (see Notes).
+    heartbeat_interval : float or None, default=60
+        With a storage: seconds between the heartbeats of a running trial. A trial
+        whose worker missed two beats (killed, crashed, lost its machine) is failed
+        by the next worker between two trials, and its parameters run once more.
+        ``None`` turns this off. Workers sharing a study need synchronised clocks.
     refit : bool, default=True
         Refit the best parameters on all the data.
 
@@ -248,6 +355,42 @@ def tune(
     best : estimator
         The estimator with the best parameters, refitted when ``refit``.
     study : optuna.Study
+        :func:`trial_counts` says how many trials completed, were pruned, failed.
+
+    Notes
+    -----
+    Sampling is set up for workers that run at once: a TPE sampler with
+    ``constant_liar=True`` (Optuna's option for parallel workers: the trials others
+    are running count as poor, so a worker samples away from them) and a seed of
+    its own in every worker. Without a storage the seed is ``random_state``. With
+    one it is drawn by :class:`numpy.random.SeedSequence` from ``random_state`` and
+    a random id (:func:`uuid.uuid4`) of this call: neither a process id and host name
+    (equal in containers) nor the number of trials already run (equal for workers
+    started together) tells every worker apart, and workers sharing a study are not
+    reproducible anyway, since their trials interleave by timing. So two workers,
+    or a run and its resumption, never draw the same parameters in lockstep.
+
+    Heartbeats are a lease in each running trial's ``alive_until`` user attribute (a
+    ``time.time()``), the same on every storage, SQLite and journal files included:
+    Optuna 5's own heartbeats exist for RDB storages only and record no reason.
+    Every worker of a study should be a ``tune`` with heartbeats: the others' trials
+    look lost after ``2 * heartbeat_interval``. A lost trial's ``error`` says why it
+    failed, and its retry's ``retry_of`` gives its number. Workers stop once the
+    trials that count, running ones included, reach ``n_trials``; one that starts a
+    trial in the instant another finishes the last may add one more.
+
+    Examples
+    --------
+    >>> from sk_animals.datasets import make_image_dataset
+    >>> from sk_animals.scratch import ScratchCNNClassifier
+    >>> from sk_animals.tuning import trial_counts, tune
+    >>> from optuna.distributions import FloatDistribution
+    >>> X, y = make_image_dataset(n_samples=40, n_classes=2, size=32, random_state=0)
+    >>> clf = ScratchCNNClassifier(width=4, depth=2, max_epochs=1, verbose=0)
+    >>> best, study = tune(clf, X, y, n_trials=2, refit=False,
+    ...                    param_distributions={"lr": FloatDistribution(1e-3, 0.1, log=True)})
+    >>> sum(trial_counts(study).values())
+    2
     """
     optuna = _optuna()
     if isinstance(estimator, Pipeline):
@@ -256,21 +399,26 @@ def tune(
     else:
         head, base, Xt = None, estimator, X
     space = search_space(base) if param_distributions is None else param_distributions
+    seed, beats = random_state, None
+    if storage is not None:
+        study_name = study_name or f"sk-animals-{type(base).__name__}"
+        beats = heartbeat_interval
+        if random_state is not None:  # workers, and runs resuming a study, draw apart
+            seed = int(
+                np.random.SeedSequence([random_state, uuid.uuid4().int]).generate_state(1)[0]
+            )
     study = optuna.create_study(
         study_name=study_name,
         storage=make_storage(storage),
         load_if_exists=True,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=random_state),
+        sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     )
-    finished = (
-        optuna.trial.TrialState.COMPLETE,
-        optuna.trial.TrialState.PRUNED,
-        optuna.trial.TrialState.FAIL,
-        optuna.trial.TrialState.RUNNING,
-    )
-    remaining = n_trials - len(study.get_trials(deepcopy=False, states=finished[:3]))
+    if beats is not None:  # before counting: a dead worker's trial no longer counts
+        _fail_stale_trials(study, 2 * beats)
+    states = optuna.trial.TrialState
+    remaining = n_trials - _counted(study, (states.COMPLETE, states.PRUNED, states.FAIL))
     if remaining > 0:
         study.optimize(
             partial(
@@ -281,14 +429,15 @@ def tune(
                 y=np.asarray(y),
                 validation_fraction=validation_fraction,
                 random_state=random_state,
+                heartbeat_interval=beats,
             ),
             n_trials=remaining,
             timeout=timeout,
             n_jobs=n_jobs,
             catch=(Exception,),
-            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=finished)],
+            callbacks=[partial(_between_trials, n_trials=n_trials, heartbeat_interval=beats)],
         )
-    if not study.get_trials(deepcopy=False, states=finished[:1]):
+    if not study.get_trials(deepcopy=False, states=(states.COMPLETE,)):
         reasons = {t.user_attrs.get("error") for t in study.trials} - {None}
         raise RuntimeError(
             f"no trial of study {study.study_name!r} completed"

@@ -9,6 +9,7 @@ import torch
 import torchvision
 from PIL import Image
 
+from sk_animals import load
 from sk_animals.cli import main
 from sk_animals.datasets import make_image_dataset, save_image_folder
 
@@ -67,28 +68,31 @@ def test_compare_writes_report_metrics_models_and_figures(compared):
             img.verify()
         with Image.open(figure) as img:
             assert img.format == "PNG" and 300 <= img.width <= 3000 and 200 <= img.height <= 3000
-    assert len(list(out.glob("*.png"))) == 6
+    names = {p.name for p in out.glob("*.png")}
+    for approach in ("scratch", "transfer"):
+        for kind in ("curves", "confusion", "predictions", "reliability"):
+            assert f"{approach}_{kind}.png" in names
 
 
 def test_predict_matches_in_process(compared):
     data, out, _ = compared
     images = sorted(str(p) for p in data.rglob("*.png"))[:4]
-    proc = run("predict", out / "scratch.joblib", *images, "--json")
+    proc = run("predict", out / "scratch.skmodel", *images, "--json")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
-    pipe = joblib.load(out / "scratch.joblib")
+    pipe = load(out / "scratch.skmodel")
     assert [r["label"] for r in rows] == pipe.predict(images).tolist()
     np.testing.assert_allclose(
         [r["probability"] for r in rows], pipe.predict_proba(images).max(1), rtol=1e-5
     )
-    table = run("predict", out / "scratch.joblib", images[0])
+    table = run("predict", out / "scratch.skmodel", images[0])
     assert table.returncode == 0 and rows[0]["label"] in table.stdout
 
 
 def test_existing_output_folder_is_not_clobbered(compared, capsys):
     data, out, _ = compared
-    with pytest.raises(SystemExit, match="exists and is not empty"):
-        main(["compare", str(data), "--out", str(out)])
+    assert main(["compare", str(data), "--out", str(out)]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
 
 
 def test_bad_inputs_give_clear_messages(tmp_path, capsys):
@@ -108,8 +112,15 @@ def test_bad_inputs_give_clear_messages(tmp_path, capsys):
         ),
         model,
     )
-    with pytest.raises(SystemExit, match="bad.jpg"):
-        main(["predict", str(model), str(tmp_path / "bad.jpg")])
+    assert main(["predict", str(model), str(tmp_path / "bad.jpg")]) == 2
+    assert "is a pickle" in capsys.readouterr().err  # not unpickled unless trusted
+    assert main(["predict", str(model), str(tmp_path / "bad.jpg"), "--trust-pickle"]) == 2
+    assert "bad.jpg" in capsys.readouterr().err
+    for not_a_model in (tmp_path / "bad.jpg", tmp_path / "empty.skmodel"):
+        not_a_model.touch()
+        assert main(["predict", str(not_a_model), str(tmp_path / "bad.jpg")]) == 2
+        err = capsys.readouterr().err
+        assert "is not an sk_animals model file" in err and len(err.splitlines()) == 1
 
 
 def test_help_explains_options():
@@ -145,12 +156,12 @@ def test_tune_command_shares_a_study_file(tmp_path, capsys):
         "--study-name",
         "s",
         "--out",
-        str(tmp_path / "b.joblib"),
+        str(tmp_path / "b.skmodel"),
     ]
     assert main(args) == 0
     assert "study 's': 2 trials" in capsys.readouterr().out
     assert main([*args[:5], "3", *args[6:]]) == 0  # a second worker joins and adds one
     assert "study 's': 3 trials" in capsys.readouterr().out
-    assert joblib.load(tmp_path / "b.joblib").predict(
+    assert load(tmp_path / "b.skmodel").predict(
         [str(p) for p in data.rglob("*.png")][:2]
     ).shape == (2,)

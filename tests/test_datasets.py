@@ -108,3 +108,28 @@ def test_make_image_dataset_is_learnable_not_trivial():
     # A linear model on raw pixels is near chance: the task needs spatial features.
     score = LogisticRegression(max_iter=300).fit(flat[:300], y[:300]).score(flat[300:], y[300:])
     assert score < 0.6
+
+
+def test_class_folder_linking_to_an_ancestor_is_refused(tmp_path):
+    X, y = make_image_dataset(n_samples=4, n_classes=2, size=16, random_state=0)
+    root = save_image_folder(X, y, tmp_path / "data")
+    (root / "loop").symlink_to(tmp_path)
+    with pytest.raises(ValueError, match="loop' is a link.*contains"):
+        load_image_folder(root)
+
+
+def test_two_class_folders_resolving_to_one_are_refused(tmp_path):
+    X, y = make_image_dataset(n_samples=4, n_classes=2, size=16, random_state=0)
+    root = save_image_folder(X, y, tmp_path / "data")
+    (root / "also_circle").symlink_to(root / "circle")
+    with pytest.raises(ValueError, match="are the same folder"):
+        load_image_folder(root)
+
+
+def test_empty_class_folder_is_named_in_a_warning(tmp_path):
+    X, y = make_image_dataset(n_samples=4, n_classes=2, size=16, random_state=0)
+    root = save_image_folder(X, y, tmp_path / "data")
+    (root / "empty").mkdir()
+    with pytest.warns(UserWarning, match="'.*empty' holds no images"):
+        data = load_image_folder(root)
+    assert data.target_names == ["circle", "cross"]

@@ -2,15 +2,19 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from sklearn.pipeline import make_pipeline
 
 from sk_animals.datasets import make_image_dataset, save_image_folder
 from sk_animals.evaluation import (
+    DEMO_DATA,
     Approach,
     compare,
+    demo_protocol,
     paper_protocol,
     per_class_rates,
     training_curves,
 )
+from sk_animals.preprocessing import ImageLoader
 from sk_animals.scratch import ScratchCNNClassifier
 from sk_animals.transfer import TransferClassifier
 
@@ -25,6 +29,19 @@ def fast(**kw):
     return ScratchCNNClassifier(
         width=4, depth=2, max_epochs=2, batch_size=8, verbose=0, random_state=0, **kw
     )
+
+
+def approach(name, clf, size, per_class=None):
+    return Approach(name, make_pipeline(ImageLoader(size), clf), per_class)
+
+
+def save_each(out):
+    """compare's on_approach hook that writes each finished approach into ``out``."""
+
+    def save(result, name):
+        result.save(out, [name])
+
+    return save
 
 
 def test_paper_protocol_settings():
@@ -44,6 +61,15 @@ def test_paper_protocol_settings():
     ) == (227, 500, 1e-4, 6, "alexnet")
     scratch, transfer = paper_protocol(backbone="resnet18", per_class=20, epochs=1)
     assert (transfer.image_size, transfer.per_class, scratch.classifier.max_epochs) == (224, 20, 1)
+    scratch, transfer = paper_protocol(image_size=48)
+    assert scratch.image_size == transfer.image_size == 48
+
+
+def test_demo_protocol_is_complete():
+    scratch, transfer = demo_protocol(weights=None)
+    assert (scratch.image_size, transfer.image_size) == (DEMO_DATA["size"],) * 2
+    assert (scratch.per_class, scratch.classifier.batch_size) == (None, 32)
+    assert transfer.classifier.backbone == "squeezenet1_1" and transfer.classifier.weights is None
 
 
 def test_per_class_rates_match_definitions():
@@ -56,18 +82,22 @@ def test_per_class_rates_match_definitions():
 
 
 def test_compare_table_rates_curves_and_files(folder, tmp_path):
-    approaches = [Approach("small", fast(), 32, per_class=15), Approach("tiny", fast(lr=0.1), 24)]
-    result = compare(folder, approaches, cv=2, out_dir=tmp_path, verbose=0)
+    approaches = [approach("small", fast(), 32, per_class=15), approach("tiny", fast(lr=0.1), 24)]
+    result = compare(folder, approaches, cv=2, verbose=0)
+    assert not any(tmp_path.iterdir())  # computing writes nothing
+    result.save(tmp_path)
     small, tiny = result.approaches
-    assert small["n_train"] + small["n_valid"] == 45 and tiny["n_train"] + tiny["n_valid"] == 60
-    assert small["images_per_class"] == 15 and tiny["image_size"] == 24
-    assert len(small["cv"]["scores"]) == 2 and 0 <= small["cv"]["mean"] <= 1
-    cm = np.asarray(small["confusion_matrix"])
-    assert cm.sum() == small["n_valid"]
-    assert small["validation_accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
-    assert set(small["per_class"]) == {"circle", "cross", "triangle"}
-    curves = small["curves"]
-    assert len(curves["train"]["iteration"]) == 2 * int(np.ceil(small["n_train"] / 8))
+    # 12 of the 60 images are the common test set; 16 per class remain
+    assert small.n_train + small.n_valid == 45 and tiny.n_train + tiny.n_valid == 48
+    assert len(result.test_files) == 12 and len(small.test_predicted) == 12
+    assert small.images_per_class == 15 and tiny.image_size == 24
+    assert len(small.cv.scores) == 2 and 0 <= small.cv.mean <= 1
+    cm = np.asarray(small.confusion_matrix)
+    assert cm.sum() == small.n_valid
+    assert small.validation_accuracy == pytest.approx(np.trace(cm) / cm.sum())
+    assert set(small.per_class) == {"circle", "cross", "triangle"}
+    curves = small.curves
+    assert len(curves["train"]["iteration"]) == 2 * int(np.ceil(small.n_train / 8))
     assert (
         curves["valid"]["iteration"]
         and max(curves["valid"]["iteration"]) == curves["train"]["iteration"][-1]
@@ -78,17 +108,15 @@ def test_compare_table_rates_curves_and_files(folder, tmp_path):
         "report.md",
         "report.html",
         "metrics.json",
-        "small.joblib",
-        "tiny.joblib",
+        "small.skmodel",
+        "tiny.skmodel",
         "small_curves.png",
         "tiny_confusion.png",
         "tiny_predictions.png",
     ):
         assert (tmp_path / name).stat().st_size > 0, name
     pipe = result.pipelines["small"]
-    assert (
-        pipe.predict(small["validation_files"][:3]).tolist() == small["validation_predicted"][:3]
-    )
+    assert pipe.predict(small.validation_files[:3]).tolist() == small.validation_predicted[:3]
 
 
 def test_training_curves_count_iterations(shapes):
@@ -101,15 +129,15 @@ def test_training_curves_count_iterations(shapes):
 
 def test_too_few_images_is_refused_before_any_work(folder):
     with pytest.raises(ValueError, match="too few for 11 folds"):
-        compare(folder, [Approach("small", fast(), 32, per_class=15)], cv=11, verbose=0)
+        compare(folder, [approach("small", fast(), 32, per_class=15)], cv=11, verbose=0)
 
 
 def test_failure_keeps_finished_work(folder, tmp_path):
     broken = TransferClassifier("squeezenet1_1", weights=tmp_path / "missing.pth", verbose=0)
-    approaches = [Approach("small", fast(), 32), Approach("broken", broken, 32)]
+    approaches = [approach("small", fast(), 32), approach("broken", broken, 32)]
     with pytest.raises(FileNotFoundError, match="missing.pth"):
-        compare(folder, approaches, cv=0, out_dir=tmp_path / "out", verbose=0)
-    assert (tmp_path / "out" / "small.joblib").exists()
+        compare(folder, approaches, cv=0, on_approach=save_each(tmp_path / "out"), verbose=0)
+    assert (tmp_path / "out" / "small.skmodel").exists()
     assert "| small |" in (tmp_path / "out" / "report.md").read_text()
 
 
@@ -119,9 +147,8 @@ def test_unreadable_images_are_named_in_the_report(folder, tmp_path):
     copy = shutil.copytree(folder, tmp_path / "data")
     (copy / "circle" / "broken.png").write_bytes(b"\x89PNG broken")
     with pytest.warns(UserWarning, match="skipped 1 file"):
-        result = compare(
-            copy, [Approach("small", fast(), 32)], cv=0, out_dir=tmp_path / "o", verbose=0
-        )
+        result = compare(copy, [approach("small", fast(), 32)], cv=0, verbose=0)
+    result.save(tmp_path / "o")
     assert result.skipped and "broken.png" in result.skipped[0][0]
     assert "broken.png" in (tmp_path / "o" / "report.md").read_text()
 
@@ -130,5 +157,5 @@ def test_transfer_approach_with_weights_file(folder, tmp_path):
     weights = tmp_path / "squeeze.pth"
     torch.save(torchvision.models.get_model("squeezenet1_1").state_dict(), weights)
     clf = TransferClassifier("squeezenet1_1", weights=weights, max_epochs=1, verbose=0)
-    result = compare(folder, [Approach("transfer", clf, 48, per_class=10)], cv=0, verbose=0)
-    assert result.approaches[0]["weights"] == str(weights)
+    result = compare(folder, [approach("transfer", clf, 48, per_class=10)], cv=0, verbose=0)
+    assert result.approaches[0].weights == str(weights)

@@ -12,7 +12,6 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils._param_validation import InvalidParameterError
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_animals.preprocessing import ImageLoader, ImageLoadError, find_bad_images
 
@@ -256,44 +255,3 @@ def test_real_photos_load(shared):
     X = ImageLoader(size=100, n_jobs=2).transform(data.data)
     assert X.shape == (160, 100, 100, 3)
     assert 40 < X.mean() < 200 and X.std() > 30  # real, varied pictures, not blank
-
-
-# sklearn's common checks feed 2-D numeric tables; a row of a table is not an image.
-_TABLE_IS_NOT_IMAGES = "X is a 2-D numeric table; each row is not an image ImageLoader can decode"
-
-
-def _expected_failed_checks(estimator):
-    return {
-        check: _TABLE_IS_NOT_IMAGES
-        for check in (
-            "check_transformer_general",
-            "check_transformer_preserve_dtypes",
-            "check_transformers_unfitted_stateless",
-            "check_transformer_data_not_an_array",
-            "check_methods_sample_order_invariance",
-            "check_methods_subset_invariance",
-            "check_fit_idempotent",
-            "check_n_features_in",
-            "check_n_features_in_after_fitting",
-            "check_fit2d_predict1d",
-            "check_fit1d",
-            "check_dict_unchanged",
-            "check_estimators_dtypes",
-            "check_estimators_pickle",
-            "check_f_contiguous_array_estimator",
-            "check_estimators_nan_inf",
-            "check_estimators_empty_data_messages",
-            "check_fit_score_takes_y",
-            "check_pipeline_consistency",
-            "check_complex_data",
-            "check_dtype_object",
-            "check_estimator_sparse_tag",
-        )
-    }
-
-
-@parametrize_with_checks(
-    [ImageLoader(size=4)], expected_failed_checks=_expected_failed_checks, xfail_strict=True
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

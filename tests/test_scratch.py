@@ -1,4 +1,5 @@
 import pickle
+import re
 import warnings
 
 import joblib
@@ -10,9 +11,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch.callbacks import Callback
 
+from sk_animals._tensors import augment
 from sk_animals.datasets import load_image_folder, save_image_folder
 from sk_animals.preprocessing import ImageLoader
 from sk_animals.scratch import RECOMMENDED, ScratchCNNClassifier
@@ -123,7 +124,7 @@ def test_class_weight_balanced(shapes):
 
 def test_augmentation_flips():
     x = torch.rand(64, 3, 8, 8)
-    out = tiny(random_flip=True)._augment(x)
+    out = augment(x, flip=True)
     same = (out == x).flatten(1).all(1)
     flipped = (out == x.flip(3)).flatten(1).all(1)
     assert (same | flipped).all() and 10 < same.sum() < 54
@@ -132,7 +133,7 @@ def test_augmentation_flips():
 def test_augmentation_translates_by_whole_pixels():
     x = torch.zeros(64, 3, 8, 8)
     x[:, :, 3:5, 3:5] = 1  # a 2x2 mark in the centre; shifts of up to 2 px keep it inside
-    out = tiny(random_translate=0.25)._augment(x)
+    out = augment(x, translate=0.25)
     assert (out.sum((1, 2, 3)) == 12).all()  # whole-pixel shifts, zero fill, nothing lost
     rows, cols = out[:, 0].sum(2).argmax(1), out[:, 0].sum(1).argmax(1)
     offsets = set(zip((rows - 3).tolist(), (cols - 3).tolist(), strict=True))
@@ -142,7 +143,7 @@ def test_augmentation_translates_by_whole_pixels():
 def test_paper_defaults():
     clf = ScratchCNNClassifier()
     assert (clf.lr, clf.max_epochs, clf.batch_size) == (0.01, 10, 128)
-    assert clf.optimizer is torch.optim.SGD and clf.optimizer__momentum == 0.9
+    assert clf.optimizer is torch.optim.SGD and "optimizer__momentum" not in clf.get_params()
     assert clf.train_split is None and not clf.random_flip and clf.random_translate == 0
     assert clf.get_params()["device"] == "auto" and clf.device == "cpu"
 
@@ -279,67 +280,6 @@ def test_gpu_fit_then_cpu_predict(shapes, tmp_path):
     assert joblib.load(tmp_path / "gpu.joblib").predict(X).shape == (len(X),)
 
 
-# sklearn's common checks feed 2-D numeric tables; a CNN needs (n, height, width, 3) images.
-_NEEDS_IMAGES = "X is a 2-D table, not (n, height, width, 3) images"
-
-
-def _expected_failed_checks(estimator):
-    failures = dict.fromkeys(
-        [
-            "check_fit_score_takes_y",
-            "check_estimators_overwrite_params",
-            "check_dont_overwrite_parameters",
-            "check_estimators_fit_returns_self",
-            "check_readonly_memmap_input",
-            "check_n_features_in_after_fitting",
-            "check_positive_only_tag_during_fit",
-            "check_estimators_dtypes",
-            "check_complex_data",
-            "check_dtype_object",
-            "check_estimators_empty_data_messages",
-            "check_pipeline_consistency",
-            "check_estimators_nan_inf",
-            "check_estimator_sparse_tag",
-            "check_estimator_sparse_array",
-            "check_estimator_sparse_matrix",
-            "check_estimators_pickle",
-            "check_f_contiguous_array_estimator",
-            "check_classifier_data_not_an_array",
-            "check_classifiers_one_label",
-            "check_classifiers_one_label_sample_weights",
-            "check_classifiers_classes",
-            "check_estimators_partial_fit_n_features",
-            "check_classifiers_train",
-            "check_classifiers_regression_target",
-            "check_supervised_y_2d",
-            "check_methods_sample_order_invariance",
-            "check_methods_subset_invariance",
-            "check_fit2d_1sample",
-            "check_fit2d_1feature",
-            "check_dict_unchanged",
-            "check_fit_idempotent",
-            "check_fit_check_is_fitted",
-            "check_n_features_in",
-            "check_fit2d_predict1d",
-            "check_requires_y_none",
-            "check_class_weight_classifiers",
-        ],
-        _NEEDS_IMAGES,
-    )
-    failures["check_no_attributes_set_in_init"] = (
-        "skorch's NeuralNet sets history_, initialized_ and virtual_params_ in __init__, and "
-        "prefixed defaults (optimizer__momentum) are parameters outside the signature"
-    )
-    return failures
-
-
-@parametrize_with_checks(
-    [tiny(max_epochs=1)], expected_failed_checks=_expected_failed_checks, xfail_strict=True
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
-
-
 def test_early_stopping_and_best_checkpoint(shapes, tmp_path):
     from skorch.callbacks import Checkpoint, EarlyStopping, LoadInitState
 
@@ -368,6 +308,56 @@ def test_verbose_levels(shapes, capsys):
     assert "train_loss" in capsys.readouterr().out
     clf = tiny(max_epochs=1, verbose=2).fit(X, y)
     assert "progress_bar" in dict(clf.callbacks_)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            {"lr": -1},
+            "The 'lr' parameter of ScratchCNNClassifier must be a float in the range "
+            "(0.0, inf). Got -1 instead.",
+        ),
+        ({"batch_size": 0}, "'batch_size' parameter of ScratchCNNClassifier"),
+        ({"precision": "fp8"}, "'precision' parameter"),
+        ({"lr_schedule": "step"}, "'lr_schedule' parameter"),
+        ({"width": 0}, "'width' parameter"),
+        ({"dropout": 1.5}, "'dropout' parameter"),
+        ({"random_translate": 0.7}, "'random_translate' parameter"),
+        ({"validation_frequency": 0}, "'validation_frequency' parameter"),
+    ],
+)
+def test_parameters_validated_in_fit_as_sklearn_does(shapes, params, message):
+    X, y = shapes
+    clf = tiny(**params)  # __init__ only stores
+    with pytest.raises(ValueError, match=re.escape(message)):
+        clf.fit(X, y)
+
+
+def test_labels_with_none_are_refused(shapes):
+    X, y = shapes
+    y = y.astype(object)
+    y[3] = None
+    with pytest.raises(ValueError, match=r"no label \(None\) at positions \[3\]"):
+        tiny().fit(X, y)
+
+
+def test_float_images_outside_unit_range_are_refused(shapes):
+    X, y = shapes
+    with pytest.raises(ValueError, match="outside \\[0, 1\\].*divide float images by 255"):
+        tiny().fit(X.astype(np.float32), y)
+
+
+def test_switching_optimizers_after_clone_and_in_a_grid(shapes):
+    X, y = shapes
+    adam = clone(tiny(max_epochs=1)).set_params(optimizer=torch.optim.Adam, lr=1e-3).fit(X, y)
+    assert isinstance(adam.optimizer_, torch.optim.Adam)
+    sgd = clone(tiny(optimizer=torch.optim.Adam)).set_params(optimizer=torch.optim.SGD)
+    assert sgd.fit(X, y).optimizer_.defaults["momentum"] == 0.9
+    search = GridSearchCV(
+        tiny(max_epochs=1), {"optimizer": [torch.optim.SGD, torch.optim.Adam]}, cv=2
+    ).fit(X, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
 
 
 def test_other_optimizers_need_no_momentum(shapes):

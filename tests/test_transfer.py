@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
 
+from sk_animals._backbones import weights_normalization as normalization
 from sk_animals.preprocessing import ImageLoader
 from sk_animals.transfer import (
     BACKBONES,
@@ -18,7 +19,6 @@ from sk_animals.transfer import (
     PretrainedFeatures,
     TransferClassifier,
     load_backbone,
-    normalization,
 )
 
 SQUEEZENET_SHA256 = "2258ba41a272fc551218b870353ce59ffe104c1d095fe5841bfedb5e96aa812d"
@@ -64,11 +64,16 @@ def test_weights_from_a_path_and_bad_files(tmp_path):
     torch.save(reference.state_dict(), tmp_path / "r18.pth")
     model = load_backbone("resnet18", tmp_path / "r18.pth")
     torch.testing.assert_close(model.fc.weight, reference.fc.weight)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
         load_backbone("resnet18", tmp_path / "missing.pth")
+    with pytest.raises(FileNotFoundError, match="IMAGENET1K_V1"):
+        load_backbone("resnet18", str(tmp_path / "missing.pth"))
+    (tmp_path / "broken.pth").write_bytes((tmp_path / "r18.pth").read_bytes()[:1000])
+    with pytest.raises(ValueError, match="not a state dict of torchvision's resnet18"):
+        load_backbone("resnet18", tmp_path / "broken.pth")
     with pytest.raises(ValueError, match="not a state dict of torchvision's alexnet"):
         load_backbone("alexnet", tmp_path / "r18.pth")
-    with pytest.raises(ValueError, match="unknown weights"):
+    with pytest.raises(FileNotFoundError, match="neither one of alexnet's weights"):
         load_backbone("alexnet", "IMAGENET2K")
     with pytest.raises(ValueError, match="unknown backbone"):
         load_backbone("vgg99")
@@ -77,7 +82,8 @@ def test_weights_from_a_path_and_bad_files(tmp_path):
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
 def test_head_replaced_to_n_classes(backbone, shapes):
     X, y = shapes
-    clf = TransferClassifier(backbone, weights=None, max_epochs=0, verbose=0).fit(X[:4], y[:4])
+    X = ImageLoader(size=BACKBONES[backbone].size).transform(X[:4])
+    clf = TransferClassifier(backbone, weights=None, max_epochs=0, verbose=0).fit(X, y[:4])
     logits = clf.module_(torch.zeros(2, 3, BACKBONES[backbone].size, BACKBONES[backbone].size))
     assert logits.shape == (2, 2)
     head = clf.module_.model.get_submodule(BACKBONES[backbone].head)
@@ -127,7 +133,7 @@ def test_alexnet_preset_matches_the_paper():
     clf = AlexNetTransferClassifier()
     assert (clf.backbone, clf.weights, clf.freeze) == ("alexnet", "DEFAULT", "none")
     assert (clf.lr, clf.max_epochs, clf.batch_size, clf.head_lr_factor) == (1e-4, 6, 10, 20)
-    assert clf.optimizer__momentum == 0.9 and clf.optimizer__weight_decay == 1e-4
+    assert not {"optimizer__momentum", "optimizer__weight_decay"} & set(clf.get_params())
     assert BACKBONES["alexnet"].size == 227 and BACKBONES["alexnet"].head == "classifier.6"
 
 
@@ -184,9 +190,49 @@ def test_shared_squeezenet_weights_really_transfer(shared, tmp_path, monkeypatch
     X = ImageLoader(size=224, resize="crop").transform(data.data)
     model = load_backbone("squeezenet1_1", "DEFAULT").eval()
     with torch.inference_mode():
-        from sk_animals._base import to_network_input
+        from sk_animals._tensors import to_network_input
 
         top = model(to_network_input(X, *normalization("squeezenet1_1"), "cpu")).argmax(1)
     categories = torchvision.models.SqueezeNet1_1_Weights.DEFAULT.meta["categories"]
     # ImageNet classes 0-397 are animals: a real network sends most animal photos there.
     assert (top < 398).float().mean() > 0.8, [categories[i] for i in top]
+
+
+def test_optimizer_defaults_follow_the_optimizer(shapes):
+    X, y = shapes
+    sgd = small(max_epochs=0).fit(X[:4], y[:4]).optimizer_
+    assert sgd.defaults["momentum"] == 0.9 and sgd.defaults["weight_decay"] == 1e-4
+    adam = clone(small(max_epochs=1)).set_params(optimizer=torch.optim.Adam).fit(X[:8], y[:8])
+    assert isinstance(adam.optimizer_, torch.optim.Adam)
+    assert adam.optimizer_.defaults["weight_decay"] == 1e-4
+    back = clone(small(optimizer=torch.optim.Adam)).set_params(optimizer=torch.optim.SGD)
+    assert back.fit(X[:4], y[:4]).optimizer_.defaults["momentum"] == 0.9
+
+
+def test_user_param_groups_are_honoured_beside_the_head(shapes):
+    X, y = shapes
+    clf = small(max_epochs=0, optimizer__param_groups=[("model.features.0.*", {"lr": 0.5})])
+    groups = clf.fit(X[:4], y[:4]).optimizer_.param_groups
+    assert [g["lr"] for g in groups] == [0.5, 1e-4, pytest.approx(2e-3)]
+    assert len(groups[0]["params"]) == 2  # the first convolution's weight and bias
+
+
+@pytest.mark.parametrize(
+    "params, X_shape, match",
+    [
+        ({"head_lr_factor": 0}, (4, 64, 64, 3), "'head_lr_factor' parameter"),
+        ({"freeze": 99}, (4, 64, 64, 3), "freeze=99 but squeezenet1_1 has 13 blocks"),
+        ({"freeze": "all"}, (4, 64, 64, 3), "'freeze' parameter"),
+        ({"backbone": "vgg99"}, (4, 64, 64, 3), "'backbone' parameter"),
+        ({}, (4, 8, 8, 3), "images of 8x8 are too small for backbone='squeezenet1_1'"),
+    ],
+)
+def test_bad_transfer_settings_name_the_parameter(params, X_shape, match):
+    X, y = np.zeros(X_shape, np.uint8), np.array(["a", "b"] * 2)
+    with pytest.raises(ValueError, match=match):
+        small().set_params(**params).fit(X, y)
+
+
+def test_pretrained_features_validates_batch_size():
+    with pytest.raises(ValueError, match="'batch_size' parameter of PretrainedFeatures"):
+        PretrainedFeatures("squeezenet1_1", weights=None, batch_size=0).fit()

@@ -1,0 +1,363 @@
+"""Save and load fitted models without pickle: safetensors weights plus a JSON description.
+
+A model file (suffix ``.skmodel`` by convention) is one safetensors file. Its tensors are the
+state dict of each step's network (``<step>.module_.<key>``) and its normalisation
+(``<step>.mean_``, ``<step>.std_``, ``<step>.class_weight_``); its string metadata holds, under
+``"sk_animals"``, a JSON document with everything else needed to rebuild the fitted estimator or
+Pipeline: each step's class and parameters, the classes, the image size, the format version and
+the versions of sk_animals, torch, skorch, scikit-learn and safetensors that wrote it.
+
+Loading reads that JSON and the tensors only: nothing is unpickled, ``torch.load`` is never
+called and no pretrained weights are read or downloaded. Estimator classes, and the classes that
+parameters name, are rebuilt from an allow-list.
+"""
+
+import importlib
+import json
+import os
+import warnings
+from enum import Enum
+from importlib.metadata import version
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.validation import check_is_fitted
+
+from . import __version__
+from ._base import ImageClassifier
+from ._networks import TransferNet
+from .preprocessing import ImageLoader
+from .scratch import ScratchCNNClassifier
+from .transfer import AlexNetTransferClassifier, PretrainedFeatures, TransferClassifier
+
+__all__ = ["FORMAT_VERSION", "SUFFIX", "load", "save"]
+
+FORMAT_VERSION = 1  #: bumped when a file of this version could not be read by older code
+SUFFIX = ".skmodel"
+_KEY = "sk_animals"  # the safetensors metadata entry that holds the JSON
+_CLASSES = ImageLoader, ScratchCNNClassifier, TransferClassifier, AlexNetTransferClassifier
+_ESTIMATORS = {cls.__name__: cls for cls in (*_CLASSES, PretrainedFeatures)}
+#: the parameters that may name a class: the dotted-name prefix it must have, and its base
+_CALLABLES = {
+    "module": ("sk_animals._networks.", torch.nn.Module),
+    "criterion": ("torch.nn.", torch.nn.Module),
+    "optimizer": ("torch.optim.", torch.optim.Optimizer),
+    "iterator_train": ("torch.utils.data.", torch.utils.data.DataLoader),
+    "iterator_valid": ("torch.utils.data.", torch.utils.data.DataLoader),
+    "dataset": ("skorch.dataset.", torch.utils.data.Dataset),
+}
+
+
+def _dotted(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _allowed(key, cls):
+    prefix, base = _CALLABLES.get(key, ("-", object))
+    return isinstance(cls, type) and _dotted(cls).startswith(prefix) and issubclass(cls, base)
+
+
+def _encode(value, key=None):
+    """Parameter ``key`` as JSON; TypeError when it is neither plain data nor allow-listed."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v) for v in value]}
+    if isinstance(value, dict):  # keys may be labels (ints), so a list of pairs
+        return {"dict": [[_encode(k), _encode(v)] for k, v in value.items()]}
+    if isinstance(value, torch.device):
+        return {"device": str(value)}
+    if _allowed(key, value):
+        return {"class": _dotted(value)}
+    raise TypeError(f"cannot save a {type(value).__name__}")
+
+
+def _decode(value, key=None):
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    ((kind, data),) = value.items()
+    if kind == "tuple":
+        return tuple(_decode(v) for v in data)
+    if kind == "dict":
+        return {_decode(k): _decode(v) for k, v in data}
+    if kind == "device":
+        return torch.device(data)
+    if kind == "class" and data.startswith(_CALLABLES.get(key, ("-",))[0]):
+        module, _, name = data.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            cls = None
+        if _allowed(key, cls) and _dotted(cls) == data:
+            return cls
+    raise ValueError(f"{key}={kind} {data!r} is not on the allow-list of a model file")
+
+
+def _params(est):
+    """The parameters as JSON, and the names of those that cannot be saved."""
+    params, dropped = {}, []
+    for key, value in est.get_params(deep=False).items():
+        if key.startswith("_") or key == "steps":
+            continue
+        if key == "weights" and isinstance(value, Enum | os.PathLike):
+            value = value.name if isinstance(value, Enum) else os.fspath(value)
+        try:
+            params[key] = _encode(value, key)
+        except TypeError:
+            if key == "module":
+                raise TypeError(
+                    f"cannot save module={value!r}: the safe format rebuilds only the network "
+                    "classes of sk_animals._networks; save other models with joblib"
+                ) from None
+            dropped.append(key)
+    # a dropped callbacks or optimizer takes its keyword parameters with it
+    dropped += [k for k in params if k.split("__")[0] in dropped]
+    return {k: v for k, v in params.items() if k not in dropped}, dropped
+
+
+def _fitted(name, est):
+    """What ``fit`` learned: the JSON part and the tensors (on the CPU)."""
+    check_is_fitted(est)
+    fitted, tensors = {}, {}
+    if isinstance(est, ImageClassifier):
+        classes = est.classes_
+        fitted = {
+            "classes_": {"dtype": classes.dtype.str, "values": classes.tolist()},
+            "image_size_": list(est.image_size_),
+        }
+    elif isinstance(est, PretrainedFeatures):
+        fitted = {"n_features_out_": int(est.n_features_out_)}
+    if hasattr(est, "module_"):
+        state = est.module_.state_dict()
+        tensors = {f"{name}.module_.{k}": t.detach().cpu().contiguous() for k, t in state.items()}
+    for attr in ("mean_", "std_", "class_weight_"):
+        if getattr(est, attr, None) is not None:
+            tensors[f"{name}.{attr}"] = torch.from_numpy(np.array(getattr(est, attr)))
+    return fitted, tensors
+
+
+def save(estimator, path):
+    """Save a fitted model as safetensors plus JSON, to be read back by :func:`load`.
+
+    Parameters
+    ----------
+    estimator : Pipeline or estimator
+        A fitted :class:`~sklearn.pipeline.Pipeline` of
+        :class:`~sk_animals.preprocessing.ImageLoader`,
+        :class:`~sk_animals.transfer.PretrainedFeatures`,
+        :class:`~sk_animals.scratch.ScratchCNNClassifier`,
+        :class:`~sk_animals.transfer.TransferClassifier` or
+        :class:`~sk_animals.transfer.AlexNetTransferClassifier` steps, or one of them alone.
+    path : str or path-like
+        The file to write; ``.skmodel`` is the conventional suffix.
+
+    Raises
+    ------
+    TypeError
+        A step is of another class, or its ``module`` is not one of sk_animals' networks.
+    sklearn.exceptions.NotFittedError
+        A step is not fitted.
+
+    Warns
+    -----
+    UserWarning
+        Parameters that are neither plain data nor allow-listed classes (``callbacks``, a
+        ``train_split`` of arrays or a callable) are not saved; they get their defaults when
+        loaded. The file lists them under ``"dropped"``.
+
+    See Also
+    --------
+    load : Rebuild the fitted model.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sk_animals import load, save
+    >>> from sk_animals.datasets import make_image_dataset
+    >>> from sk_animals.scratch import ScratchCNNClassifier
+    >>> X, y = make_image_dataset(n_samples=16, n_classes=2, size=32, random_state=0)
+    >>> clf = ScratchCNNClassifier(max_epochs=1, random_state=0, verbose=0).fit(X, y)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save(clf, os.path.join(tmp, "shapes.skmodel"))
+    ...     loaded = load(os.path.join(tmp, "shapes.skmodel"))
+    >>> loaded.classes_.tolist(), loaded.get_params()["max_epochs"]
+    (['circle', 'cross'], 1)
+    >>> bool((loaded.predict_proba(X) == clf.predict_proba(X)).all())
+    True
+    """
+    pipeline = isinstance(estimator, Pipeline)
+    steps, tensors, dropped = [], {}, {}
+    for name, est in estimator.steps if pipeline else [("estimator", estimator)]:
+        if type(est) not in _ESTIMATORS.values():
+            raise TypeError(
+                f"cannot save step {name!r} ({type(est).__name__}): the safe format knows "
+                f"{', '.join(_ESTIMATORS)}; save other models with joblib"
+            )
+        params, dropped[name] = _params(est)
+        fitted, step_tensors = _fitted(name, est)
+        tensors.update(step_tensors)
+        steps.append(
+            {"name": name, "class": type(est).__name__, "params": params, "fitted": fitted}
+        )
+        steps[-1]["dropped"] = dropped[name]
+    pipeline_params, dropped["Pipeline"] = _params(estimator) if pipeline else (None, [])
+    versions = {p: version(p) for p in ("torch", "skorch", "scikit-learn", "safetensors")}
+    doc = {
+        "format": FORMAT_VERSION,
+        "versions": {"sk_animals": __version__, **versions},
+        "pipeline": pipeline_params,
+        "steps": steps,
+    }
+    if any(dropped.values()):
+        listed = "; ".join(f"{n}: {', '.join(keys)}" for n, keys in dropped.items() if keys)
+        warnings.warn(
+            f"not saved, as neither plain data nor allow-listed classes ({listed}); "
+            "the loaded model gets their defaults",
+            UserWarning,
+            stacklevel=2,
+        )
+    _write(path, doc, tensors)
+
+
+def _write(path, doc, tensors):
+    save_file(tensors, os.fspath(path), metadata={_KEY: json.dumps(doc)})
+
+
+def _read(path):
+    """The JSON and the tensors (on the CPU) of a model file; ValueError if it is not one."""
+    path = os.fspath(path)
+
+    def invalid(reason):
+        return ValueError(f"{path} is not an sk_animals model file ({reason})")
+
+    if os.path.isdir(path):
+        raise invalid("it is a folder")
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            if _KEY not in meta:
+                raise invalid("a safetensors file without sk_animals metadata")
+            try:
+                doc = json.loads(meta[_KEY])
+                fmt, saved = doc["format"], doc["versions"]["sk_animals"]
+                if not isinstance(fmt, int):
+                    raise TypeError
+            except (ValueError, TypeError, KeyError):
+                raise invalid("its sk_animals metadata is not a model description") from None
+            if fmt > FORMAT_VERSION:
+                raise ValueError(
+                    f"{path} is in model format {fmt} (written by sk_animals {saved}), but "
+                    f"sk_animals {__version__} reads format {FORMAT_VERSION} and older: upgrade "
+                    "sk_animals to load it"
+                )
+            return doc, {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as exc:
+        raise invalid(str(exc).replace("\n", " ")) from None
+
+
+def _device(saved, requested, path):
+    """The device a step gets: ``requested``, else the saved one (the CPU if CUDA is gone)."""
+    if requested is not None:
+        return requested
+    if saved not in (None, "auto") and torch.device(saved).type == "cuda":
+        if not torch.cuda.is_available():
+            warnings.warn(
+                f"{path} asks for device {str(saved)!r} but CUDA is not available; "
+                "loading it on the CPU (device='cpu')",
+                UserWarning,
+                stacklevel=4,
+            )
+            return "cpu"
+    return saved
+
+
+def _rebuild(step, tensors, device, path):
+    """One fitted step from its JSON and its tensors, the network built at random then loaded."""
+    if step["class"] not in _ESTIMATORS:
+        raise ValueError(f"{path} names estimator {step['class']!r}, not on the allow-list")
+    params = {k: _decode(v, k) for k, v in step["params"].items()}
+    if "device" in params:
+        params["device"] = _device(params["device"], device, path)
+    built = {**params, "weights": None} if "weights" in params else params  # reads no weights
+    est = _ESTIMATORS[step["class"]](**built)
+    prefix = f"{step['name']}."
+    arrays = {k[len(prefix) :]: t for k, t in tensors.items() if k.startswith(prefix)}
+    state = {k[len("module_.") :]: t for k, t in arrays.items() if k.startswith("module_.")}
+    with torch.random.fork_rng(devices=[]):  # random init must not move the global RNG
+        if isinstance(est, ImageClassifier):
+            classes = step["fitted"]["classes_"]
+            est.label_encoder_ = LabelEncoder()
+            est.label_encoder_.classes_ = np.array(classes["values"], np.dtype(classes["dtype"]))
+            est.image_size_ = tuple(step["fitted"]["image_size_"])
+            est.mean_, est.std_ = arrays["mean_"].numpy(), arrays["std_"].numpy()
+            weight = arrays.get("class_weight_")
+            est.class_weight_ = None if weight is None else weight.numpy()
+            est.initialize()
+        elif isinstance(est, PretrainedFeatures):
+            est.module_ = TransferNet(None, est.backbone, None, freeze="body").eval()
+            est.mean_, est.std_ = arrays["mean_"].numpy(), arrays["std_"].numpy()
+            est.n_features_out_ = step["fitted"]["n_features_out_"]
+    if "weights" in params:
+        est.weights = params["weights"]  # recorded as given; the file holds the weights
+    if hasattr(est, "module_"):
+        est.module_.load_state_dict(state)
+    return est
+
+
+def load(path, *, device=None):
+    """Load a model written by :func:`save`, without unpickling anything.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save`.
+    device : str or torch.device, default=None
+        The ``device`` of every step that has one. ``None`` keeps the saved parameters
+        (``"auto"`` stays ``"auto"``), except that a CUDA device falls back to ``"cpu"``,
+        with a warning, where CUDA is not available.
+
+    Returns
+    -------
+    estimator : Pipeline or estimator
+        Fitted, as it was saved; training history and optimizer state are not saved.
+
+    Raises
+    ------
+    ValueError
+        ``path`` is not a model file (an image, an empty, truncated or joblib file), or is
+        in a newer format than this sk_animals reads (the message names both versions).
+
+    Warns
+    -----
+    UserWarning
+        The file was written by another sk_animals version (the message names both).
+
+    See Also
+    --------
+    save : Examples of both.
+    """
+    doc, tensors = _read(path)
+    saved = doc["versions"]["sk_animals"]
+    if saved != __version__:
+        warnings.warn(
+            f"{os.fspath(path)} was saved with sk_animals {saved} and is loaded with "
+            f"sk_animals {__version__}",
+            UserWarning,
+            stacklevel=2,
+        )
+    steps = []
+    for step in doc["steps"]:  # a loop, not a comprehension, for the warnings' stacklevel
+        steps.append((step["name"], _rebuild(step, tensors, device, os.fspath(path))))
+    if doc["pipeline"] is None:
+        return steps[0][1]
+    return Pipeline(steps, **{k: _decode(v, k) for k, v in doc["pipeline"].items()})

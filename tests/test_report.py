@@ -1,0 +1,197 @@
+"""The comparison as a fair experiment, and its report: common test set, verdict, budgets,
+audit, failure analysis, one self-contained HTML file that a real browser renders."""
+
+import base64
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.pipeline import make_pipeline
+
+from sk_animals.datasets import make_image_dataset, save_image_folder
+from sk_animals.evaluation import Approach, compare
+from sk_animals.preprocessing import ImageLoader
+from sk_animals.scratch import ScratchCNNClassifier
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _scratch(name, **kw):
+    clf = ScratchCNNClassifier(
+        width=4, depth=2, max_epochs=3, batch_size=8, verbose=0, random_state=0, **kw
+    )
+    return Approach(name, make_pipeline(ImageLoader(32), clf))
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    X, y = make_image_dataset(n_samples=90, n_classes=3, size=32, random_state=0)
+    data = save_image_folder(X, y, tmp / "data")
+    first = sorted((data / "circle").iterdir())[0]
+    shutil.copy(first, data / "circle" / "copy.png")  # an exact duplicate
+    approaches = [_scratch("good", lr=0.05), _scratch("bad", lr=1e-6)]
+    result = compare(data, approaches, cv=2, budgets=[4, 8, 1000], verbose=0)
+    paths = result.save(tmp / "out")
+    return result, paths
+
+
+def test_common_test_set_is_never_trained_or_validated_on(compared):
+    result, _ = compared
+    test = set(result.test_files)
+    assert len(test) == 19  # 20% of 91 images, stratified
+    for record in result.approaches:
+        assert not test & set(record.training_files)
+        assert not test & set(record.validation_files)
+        assert len(record.test_predicted) == len(test)
+
+
+def test_intervals_differences_and_verdict(compared):
+    result, _ = compared
+    good, bad = result.approaches
+    for r in (good, bad):
+        low, high = r.test_ci95
+        assert low <= r.test_accuracy <= high
+    (diff,) = result.differences
+    assert (diff.a, diff.b) == ("bad", "good")
+    d = diff.difference
+    assert d.difference == pytest.approx(bad.test_accuracy - good.test_accuracy)
+    assert d.ci95[0] <= d.difference <= d.ci95[1] and 0 <= d.mcnemar_p <= 1
+    assert "19 common test images" in result.verdicts()[0]
+
+
+def test_budget_curve_is_nested_capped_and_said(compared):
+    result, _ = compared
+    points = [p for p in result.budget_curve if p.approach == "good"]
+    assert [p.per_class for p in points] == [4, 8, 1000]
+    assert [p.n_train for p in points][:2] == [12, 24] and not points[1].capped
+    assert points[2].capped and any("1000" in note for note in result.notes)
+
+
+def test_metrics_json_keeps_everything(compared):
+    result, paths = compared
+    metrics = json.loads(paths["metrics.json"].read_text())
+    assert metrics["test"]["n"] == 19 and len(metrics["test"]["files"]) == 19
+    for approach in metrics["approaches"]:
+        assert 0 <= approach["test_accuracy"] <= 1 and len(approach["test_ci95"]) == 2
+        assert 0 <= approach["calibration"]["ece"] <= 1
+        assert set(result.classes) <= set(approach["test_report"])
+    (diff,) = metrics["differences"]
+    assert {"a", "b", "difference", "ci95", "mcnemar_p"} <= set(diff)
+    assert {"approach", "per_class", "test_accuracy", "test_ci95"} <= set(
+        metrics["budget_curve"][0]
+    )
+    audit = metrics["audit"]
+    assert len(audit["exact_duplicate_groups"]) == audit["counts"]["exact_duplicate_groups"] == 1
+    assert "copy.png" in audit["exact_duplicate_groups"][0][1]
+    assert isinstance(audit["near_duplicate_groups"], list)
+    assert isinstance(audit["cross_split_duplicates"], list)
+
+
+def test_html_is_self_contained_with_the_verdict_first(compared):
+    _, paths = compared
+    page = paths["report.html"].read_text()
+    assert re.search(r"<h1>[^<]*</h1><p class=\"verdict\">", page)
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    for source in sources[:3]:
+        png = base64.b64decode(source.split(",", 1)[1])
+        assert png.startswith(b"\x89PNG")
+    assert "budget_curve.png" in paths["report.md"].read_text()
+    for name in ("good_mistakes.png", "good_reliability.png", "budget_curve.png"):
+        with Image.open(Path(paths["report.md"]).parent / name) as img:
+            assert img.format == "PNG" and img.width >= 300
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium browser (apt-get install chromium)")
+def test_report_in_a_real_browser(compared, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    _, paths = compared
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(paths["report.html"].resolve().as_uri())
+            images = page.evaluate(
+                "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.width])"
+            )
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            first = page.evaluate("document.querySelector('h1').nextElementSibling.className")
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+        finally:
+            browser.close()
+    assert len(images) >= 8 and all(done and natural > 0 for done, natural, _ in images)
+    assert all(0 < width <= 1280 for _, _, width in images)
+    assert overflow <= 0 and first == "verdict"
+    assert np.asarray(Image.open(tmp_path / "report.png")).std() > 10  # something rendered
+
+
+@pytest.mark.slow
+def test_transfer_beats_scratch_on_real_photos(shared, tmp_path):
+    """Animals-10 sample, squeezenet1_1 with the shared ImageNet weights, McNemar p < 0.05."""
+    from sk_animals.evaluation import paper_protocol
+
+    weights = shared / "weights" / "squeezenet1_1-imagenet1k.pth"
+    approaches = paper_protocol(backbone="squeezenet1_1", weights=weights, device="cpu")
+    result = compare(shared / "data" / "animals10-sample", approaches, cv=0, verbose=0)
+    scratch, transfer = result.approaches
+    (diff,) = result.differences
+    assert (diff.a, diff.b) == ("transfer", "scratch")
+    assert transfer.test_accuracy > scratch.test_accuracy
+    assert diff.difference.mcnemar_p < 0.05, result.verdicts()
+    assert result.verdicts()[0].startswith("transfer is")
+
+
+@pytest.mark.slow
+def test_readme_demo_with_cached_imagenet_weights(shared, tmp_path):
+    """The README's main job as a user online runs it: weights found in TORCH_HOME."""
+    import os
+    import subprocess
+    import sys
+
+    import torchvision
+
+    name = torchvision.models.get_model_weights("squeezenet1_1").DEFAULT.url.rsplit("/", 1)[-1]
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    shutil.copy(shared / "weights" / "squeezenet1_1-imagenet1k.pth", cache / name)
+    out = tmp_path / "demo-report"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sk_animals", "compare", "--demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "TORCH_HOME": str(tmp_path / "torch")},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    scratch, transfer = metrics["approaches"]
+    assert transfer["test_accuracy"] > scratch["test_accuracy"]
+    assert "without pretrained weights" not in " ".join(metrics["verdict"])
+
+
+@pytest.mark.slow
+def test_offline_demo_says_transfer_had_no_pretrained_weights(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "demo-report"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sk_animals", "compare", "--demo", "--out", str(out), "--cv", "0"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "TORCH_HOME": str(tmp_path / "empty")},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    verdict = json.loads((out / "metrics.json").read_text())["verdict"]
+    assert any("transfer ran without pretrained weights" in v for v in verdict)
