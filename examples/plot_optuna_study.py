@@ -4,8 +4,10 @@ An Optuna study with pruning
 
 :func:`~sk_animals.tuning.tune` samples hyperparameters from a default search space,
 stops trials whose validation accuracy trails the others after any epoch, and refits
-the best. Give ``storage="study.db"`` and a ``study_name`` to make the study survive a
-crash, or a PostgreSQL URL to share it between machines.
+the best. The study here lives in memory. Give ``storage="study.db"`` (SQLite) and it
+survives a crash: running the same script again resumes it, no ``study_name`` needed
+(the default is ``"sk-animals-<classifier class>"``). A PostgreSQL URL, or a journal file
+on a shared file system, lets processes on several machines share one study.
 """
 
 import sys
@@ -16,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 
 from sk_animals import ImageLoader, load_image_folder, make_image_folder
 from sk_animals.scratch import ScratchCNNClassifier
-from sk_animals.tuning import search_space, tune
+from sk_animals.tuning import search_space, trial_counts, tune
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # A folder with one subfolder per class: yours, or the built-in shapes written to disk.
@@ -35,6 +37,5 @@ space.update(
     depth=IntDistribution(2, 3),
 )
 best, study = tune(pipe, data.data, data.target, n_trials=8, param_distributions=space)
-states = [t.state.name for t in study.trials]
-print(f"{states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned")
+print("trials:", trial_counts(study))  # complete, pruned, fail, running, waiting
 print(f"best validation accuracy {study.best_value:.3f} with {study.best_params}")

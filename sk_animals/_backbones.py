@@ -137,9 +137,9 @@ def load_backbone(backbone, weights="DEFAULT"):
                 state = torch.load(weights, map_location="cpu", weights_only=True)
                 model.load_state_dict(state.get("state_dict", state))
             except Exception as exc:
+                reason = (str(exc).splitlines() or [type(exc).__name__])[0]
                 raise ValueError(
-                    f"{weights!r} is not a state dict of torchvision's {backbone}: "
-                    f"{str(exc).splitlines()[0]}"
+                    f"{weights!r} is not a state dict of torchvision's {backbone}: {reason}"
                 ) from None
         return model
     try:

@@ -22,6 +22,9 @@ OUTPUT_PATTERNS = (
     "*_curves.png",
     "*_confusion.png",
     "*_predictions.png",
+    "*_mistakes.png",
+    "*_reliability.png",
+    "budget_curve.png",
     "*.skmodel",
 )
 

@@ -1,6 +1,8 @@
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -165,3 +167,121 @@ def test_tune_command_shares_a_study_file(tmp_path, capsys):
     assert load(tmp_path / "b.skmodel").predict(
         [str(p) for p in data.rglob("*.png")][:2]
     ).shape == (2,)
+
+
+@pytest.fixture(scope="module")
+def small_folder(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("early")
+    X, y = make_image_dataset(n_samples=12, n_classes=2, size=16, random_state=0)
+    return save_image_folder(X, y, tmp / "data")
+
+
+def _weights_files(tmp):
+    """A missing, an empty, a truncated, a corrupt and a foreign-architecture weights file."""
+    good = tmp / "resnet18.pth"
+    torch.save(torchvision.models.get_model("resnet18").state_dict(), good)
+    (tmp / "empty.pth").touch()
+    (tmp / "truncated.pth").write_bytes(good.read_bytes()[:5000])
+    (tmp / "corrupt.pth").write_bytes(b"not a torch file at all")
+    return {
+        "missing": tmp / "missing.pth",
+        "empty": tmp / "empty.pth",
+        "truncated": tmp / "truncated.pth",
+        "corrupt": tmp / "corrupt.pth",
+        "another architecture": good,
+    }
+
+
+@pytest.mark.parametrize(
+    "extra, option",
+    [
+        (["--per-class", "0"], "--per-class"),
+        (["--image-size", "0"], "--image-size"),
+        (["--epochs", "0"], "--epochs"),
+        (["--cv", "-2"], "--cv"),
+        (["--test-size", "1.5"], "--test-size"),
+        (["--budgets", "10,x"], "--budgets"),
+        (["--device", "cuda:7"], "--device"),
+        (["--device", "nonsense"], "--device"),
+    ],
+)
+def test_nonsense_options_fail_before_any_work(small_folder, tmp_path, capsys, extra, option):
+    argv = ["compare", str(small_folder), "--out", str(tmp_path / "o"), *extra]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own type errors
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and option in err and len(err.splitlines()) == 1, err
+    assert "Traceback" not in err and not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_bad_out_folders_fail_before_any_work(small_folder, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    cases = [tmp_path / "file", tmp_path / "file" / "below"]
+    if os.geteuid() != 0:  # root writes anywhere
+        cases.append(locked / "out")
+    for out in cases:
+        assert main(["compare", str(small_folder), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "--out" in err and len(err.splitlines()) == 1, err
+
+
+def test_bad_weights_fail_before_any_work(small_folder, tmp_path, capsys):
+    for kind, path in _weights_files(tmp_path).items():
+        argv = ["compare", str(small_folder), "--out", str(tmp_path / kind), "--cv", "0"]
+        assert main([*argv, "--backbone", "squeezenet1_1", "--weights", str(path)]) == 2, kind
+        err = capsys.readouterr().err.strip()
+        assert "--weights" in err and len(err.splitlines()) == 1, (kind, err)
+        assert not (tmp_path / kind / "metrics.json").exists()
+
+
+def test_unusable_storage_and_trial_count_fail_early(small_folder, tmp_path, capsys):
+    pytest.importorskip("optuna")
+    base = ["tune", str(small_folder)]
+    assert main([*base, "--storage", "nosuchdb://user@host/x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--storage" in err and len(err.splitlines()) == 1
+    with pytest.raises(SystemExit) as info:
+        main([*base, "--n-trials", "0"])
+    assert info.value.code == 2 and "--n-trials" in capsys.readouterr().err
+
+
+def test_unexpected_errors_leave_a_log_not_a_traceback(
+    small_folder, tmp_path, capsys, monkeypatch
+):
+    import sk_animals.evaluation
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("something nobody foresaw")
+
+    monkeypatch.setattr(sk_animals.evaluation, "compare", boom)
+    argv = ["compare", str(small_folder), "--out", str(tmp_path / "o"), "--cv", "0"]
+    argv += ["--backbone", "squeezenet1_1", "--weights", _weights_files(tmp_path)["missing"]]
+    weights = tmp_path / "sq.pth"
+    torch.save(torchvision.models.get_model("squeezenet1_1").state_dict(), weights)
+    argv[-1] = str(weights)
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert "something nobody foresaw" in err and len(err.splitlines()) == 1
+    log = err.split("traceback in ")[1].split(";")[0]
+    assert "Traceback" in Path(log).read_text() and "boom" in Path(log).read_text()
+    with pytest.raises(RuntimeError):
+        main([*argv, "--debug"])
+
+
+def test_overwrite_clears_the_earlier_run_first(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    names = ("old_curves.png", "old_mistakes.png", "budget_curve.png", "old.skmodel", "report.md")
+    for name in (*names, "notes.txt"):
+        (out / name).write_text("from an earlier run")
+    from sk_animals.cli import UsageError, _check_out_folder
+
+    with pytest.raises(UsageError, match="--overwrite"):
+        _check_out_folder(out, overwrite=False)
+    _check_out_folder(out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # only our files go
