@@ -110,7 +110,8 @@ class IterationLRSchedule(LRScheduler):
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
         if self.lr_scheduler_ is not None:
             return
-        steps = net.max_epochs * math.ceil(len(dataset_train) / net.batch_size)
+        batch_size = len(dataset_train) if net.batch_size == -1 else net.batch_size
+        steps = net.max_epochs * math.ceil(len(dataset_train) / batch_size)
         optimizer = net.optimizer_
         for group in optimizer.param_groups:  # the peak, also when fit is called again
             group.setdefault("peak_lr", group["lr"])

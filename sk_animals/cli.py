@@ -5,6 +5,7 @@ scikit-learn) are imported only by the command that runs, so ``--help`` is insta
 """
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -14,18 +15,14 @@ from pathlib import Path
 
 from ._backbones import BACKBONES
 
-#: Files ``compare`` writes into ``--out``; ``--overwrite`` removes these and nothing else.
-OUTPUT_PATTERNS = (
+#: Report files ``compare`` writes into ``--out``; ``--overwrite`` removes these, and the
+#: ``<approach>.skmodel`` models that the earlier run's metrics.json names, nothing else.
+REPORT_PATTERNS = (
     "report.md",
     "report.html",
     "metrics.json",
-    "*_curves.png",
-    "*_confusion.png",
-    "*_predictions.png",
-    "*_mistakes.png",
-    "*_reliability.png",
     "budget_curve.png",
-    "*.skmodel",
+    *(f"*_{k}.png" for k in ("curves", "confusion", "predictions", "mistakes", "reliability")),
 )
 
 
@@ -114,15 +111,21 @@ def _check_out_folder(out, overwrite):
             f"--out {str(out)!r} exists and is not empty; choose another folder or "
             "pass --overwrite to replace the files of the earlier run"
         )
+    existing = next(p for p in [out, *out.parents] if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {str(out)!r} cannot be written to: {str(existing)!r} is locked")
+
+
+def _clear_previous_run(out):
+    """Remove what an earlier ``compare`` wrote into ``out``, so a report never mixes runs."""
+    names = []
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out).close()
-    except OSError as exc:
-        raise UsageError(f"--out {str(out)!r} cannot be written to: {exc.strerror}") from None
-    if overwrite:  # a report never mixes two runs
-        for pattern in OUTPUT_PATTERNS:
-            for path in out.glob(pattern):
-                path.unlink()
+        names = [a["name"] for a in json.loads((out / "metrics.json").read_text())["approaches"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no earlier run, or not one of ours: only the report files go
+    for pattern in (*REPORT_PATTERNS, *(f"{name}.skmodel" for name in names)):
+        for path in out.glob(pattern):
+            path.unlink()
 
 
 def _check_weights(backbone, weights):
@@ -137,6 +140,11 @@ def _check_weights(backbone, weights):
 
 def _compare(args):
     _check_data(args)
+    if args.demo:
+        given = [o for o in ("backbone", "epochs", "per_class", "image_size") if getattr(args, o)]
+        if given:
+            names = ", ".join("--" + o.replace("_", "-") for o in given)
+            raise UsageError(f"{names}: the demo has its own settings; drop them or give DATA_DIR")
     out = Path(args.out)
     _check_out_folder(out, args.overwrite)
     _check_device(args.device)
@@ -144,9 +152,9 @@ def _compare(args):
     weights = args.weights
     try:
         _check_weights(backbone, weights)
-    except OSError:  # not cached, and offline
+    except OSError as exc:  # not cached, and offline
         if not args.demo:
-            raise
+            raise UsageError(f"--weights: {exc}") from None
         weights = None
         print(
             f"sk-animals: no cached ImageNet weights for {backbone}; the demo's transfer "
@@ -171,6 +179,8 @@ def _compare(args):
             **common,
         )
         data, cv = args.data_dir, 5
+    if args.overwrite:
+        _clear_previous_run(out)
     saved = []
 
     def save(result, name):
@@ -209,6 +219,13 @@ def _compare(args):
 def _tune(args):
     _check_data(args)
     _check_device(args.device)
+    if args.out is not None:
+        out = Path(args.out)
+        if out.is_dir():
+            raise UsageError(f"--out {args.out!r} is a folder; give a file name ending .skmodel")
+        _check_out_folder(out.parent, overwrite=True)
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     from .tuning import make_storage
 
     try:
@@ -259,8 +276,9 @@ def _tune(args):
         )
     except KeyboardInterrupt:
         raise Interrupted(
-            "interrupted: the trial in progress is marked failed; trials already finished "
-            "stay in the study" + (f" in {args.storage}" if args.storage else "")
+            "interrupted: trials already finished stay in the study"
+            + (f" in {args.storage}" if args.storage else "")
+            + "; a trial cut short is marked failed"
         ) from None
     counts = trial_counts(study)
     print(
@@ -505,12 +523,12 @@ def main(argv=None):
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except (Interrupted, KeyboardInterrupt) as exc:
-        print(f"{prog}: {exc or 'interrupted'}", file=sys.stderr)
+        print(f"{prog}: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130
     except Exception as exc:
         if args.debug:
             raise
-        if isinstance(exc, ValueError | OSError | ImportError):
+        if isinstance(exc, ImportError):  # an optional dependency: say what to install
             print(f"{prog}: error: {exc}", file=sys.stderr)
             return 2
         fd, log = tempfile.mkstemp(prefix="sk-animals-", suffix=".log")

@@ -357,6 +357,8 @@ class ComparisonResult:
         Test accuracy of each approach against images per class, when budgets are given.
     audit : sk_animals.audit.AuditResult or None
         Duplicates, near duplicates, label conflicts and test/train leaks in the data.
+    deduplicated : list of str
+        Images that ``dedupe=True`` left out, one kept of each duplicate group.
     notes : list of str
         What the reader must know: capped budgets, transfer without pretrained weights.
     """
@@ -370,6 +372,7 @@ class ComparisonResult:
     differences: list = field(default_factory=list)
     budget_curve: list = field(default_factory=list)
     audit: object = None
+    deduplicated: list = field(default_factory=list)
     notes: list = field(default_factory=list)
 
     COLUMNS = (
@@ -460,9 +463,8 @@ class ComparisonResult:
             "test": {"n": len(self.test_files), "files": self.test_files, "true": self.test_true},
             "verdict": self.verdicts(),
             "approaches": [asdict(r) for r in self.approaches],
-            "differences": [
-                {"a": d.a, "b": d.b, **asdict(d.difference)} for d in self.differences
-            ],
+            "differences": [_difference_json(d) for d in self.differences],
+            "deduplicated": self.deduplicated,
             "budget_curve": [asdict(p) for p in self.budget_curve],
             "budget_matches": self.budget_matches(),
             "audit": None
@@ -496,6 +498,23 @@ class ComparisonResult:
         for name in self.pipelines if names is None else names:
             save(self.pipelines[name], out / f"{name}{SUFFIX}")
         return write_report(self, out)
+
+
+def _difference_json(pair):
+    """A pair's comparison, named: McNemar's discordant counts get names of their own."""
+    d = pair.difference
+    return {
+        "a": pair.a,
+        "b": pair.b,
+        "difference": d.difference,
+        "ci95": d.ci95,
+        "mcnemar_p": d.mcnemar_p,
+        "a_accuracy": d.a_accuracy,
+        "b_accuracy": d.b_accuracy,
+        "only_a_correct": d.b,
+        "only_b_correct": d.c,
+        "n": d.n,
+    }
 
 
 @dataclass
@@ -542,7 +561,9 @@ def _run(approach, paths, labels, test, cv, validation_fraction, random_state, s
         say(f"cross-validating, {cv} stratified folds")
         folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
         fold = _shown(clf, f"{approach.name}: cv fold", verbose)
-        scores = cross_validate(fold, X_train, y_train, cv=folds, return_train_score=True)
+        scores = cross_validate(
+            fold, X_train, y_train, cv=folds, return_train_score=True, error_score="raise"
+        )
         cv_scores = CVScores(
             folds=cv,
             scores=scores["test_score"].tolist(),
@@ -560,6 +581,7 @@ def _run(approach, paths, labels, test, cv, validation_fraction, random_state, s
     final.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - start
     final.set_params(train_split=None, callbacks=clf.callbacks)  # no images, no progress bar
+    final.initialize_callbacks()
     start = time.perf_counter()
     predicted = final.predict(X_valid)
     predict_ms = 1000 * (time.perf_counter() - start) / len(valid)
@@ -652,17 +674,14 @@ def _budget_curve(approach, paths, labels, test, budgets, random_state, say, ver
     return points
 
 
-def _audit(data, dedupe, say):
-    """The data audit; with ``dedupe``, one image of each duplicate group kept first."""
-    from .audit import audit_images
-    from .audit import dedupe as dedupe_mask
+def _dedupe(data, say):
+    """Keep one image of each exact or near-duplicate group; the paths left out."""
+    from .audit import audit_images, dedupe
 
-    say(f"auditing {len(data.data)} images for duplicates")
-    if dedupe:
-        keep = dedupe_mask(data.data, data.target, audit_images(data.data, data.target, n_jobs=-1))
-        say(f"kept {keep.sum()} of {len(keep)} images, one of each duplicate group")
-        data = Bunch(data=data.data[keep], target=data.target[keep], skipped=data.skipped)
-    return data
+    keep = dedupe(data.data, data.target, audit_images(data.data, data.target, n_jobs=-1))
+    say(f"kept {keep.sum()} of {len(keep)} images, one of each duplicate group")
+    kept = Bunch(data=data.data[keep], target=data.target[keep], skipped=data.skipped)
+    return kept, data.data[~keep].tolist()
 
 
 def compare(
@@ -738,10 +757,13 @@ def compare(
     data = _load(data)
     approaches = paper_protocol(random_state=random_state) if approaches is None else approaches
     say = partial(_say, "data", verbose)
-    if audit or dedupe:
-        data = _audit(data, dedupe, say)
+    deduplicated = []
+    if dedupe:
+        data, deduplicated = _dedupe(data, say)
     paths, labels = data.data, data.target
-    result = ComparisonResult(classes=sorted(set(labels.tolist())), skipped=data.skipped)
+    result = ComparisonResult(
+        classes=sorted(set(labels.tolist())), skipped=data.skipped, deduplicated=deduplicated
+    )
     pool = np.arange(len(labels))
     test = None
     if test_size:
@@ -751,6 +773,7 @@ def compare(
         test = Bunch(data=paths[test_idx], target=labels[test_idx])
         result.test_files, result.test_true = test.data.tolist(), test.target.tolist()
     if audit:
+        say(f"auditing {len(labels)} images for duplicates")
         splits = np.full(len(labels), "train", dtype=object)
         if test is not None:
             splits[test_idx] = "test"
@@ -794,6 +817,11 @@ def _notes(result, approaches):
         and isinstance(a.classifier, TransferClassifier)
         and a.classifier.weights is None
     ]
+    if result.deduplicated:
+        notes.append(
+            f"--dedupe left out {len(result.deduplicated)} duplicate images before any split "
+            "(listed in metrics.json)"
+        )
     capped = sorted({p.per_class for p in result.budget_curve if p.capped})
     if capped:
         notes.append(
@@ -808,14 +836,17 @@ def _differences(result, random_state):
     from .stats import compare_predictions
 
     records = [r for r in result.approaches if r.test_predicted is not None]
-    return [
+    return [  # the later approach first: "transfer vs scratch"
         PairDifference(
-            b.name,
-            a.name,
+            later.name,
+            earlier.name,
             compare_predictions(
-                result.test_true, b.test_predicted, a.test_predicted, random_state=random_state
+                result.test_true,
+                later.test_predicted,
+                earlier.test_predicted,
+                random_state=random_state,
             ),
         )
-        for i, a in enumerate(records)
-        for b in records[i + 1 :]
+        for i, earlier in enumerate(records)
+        for later in records[i + 1 :]
     ]

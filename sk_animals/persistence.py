@@ -230,7 +230,9 @@ def save(estimator, path):
 
 
 def _write(path, doc, tensors):
-    save_file(tensors, os.fspath(path), metadata={_KEY: json.dumps(doc)})
+    partial = f"{os.fspath(path)}.partial"  # a crash never leaves a truncated model behind
+    save_file(tensors, partial, metadata={_KEY: json.dumps(doc)})
+    os.replace(partial, path)
 
 
 def _read(path):

@@ -175,7 +175,7 @@ def _rates_table(result):
     names = [r.name for r in result.approaches]
     columns = ["Class"] + [f"{n} {k}" for n in names for k in ("TPR", "FPR")]
     rows = [
-        [c] + [f"{r.per_class[c][k]:.2%}" for r in result.approaches for k in ("tpr", "fpr")]
+        [c] + [f"{r.per_class[str(c)][k]:.2%}" for r in result.approaches for k in ("tpr", "fpr")]
         for c in result.classes
     ]
     return columns, rows
@@ -186,7 +186,8 @@ def _test_report_table(result):
     columns = ["Class"] + [f"{r.name} {k}" for r in records for k in ("precision", "recall", "F1")]
     keys = ("precision", "recall", "f1-score")
     rows = [
-        [c] + [f"{r.test_report[c][k]:.2f}" for r in records for k in keys] for c in result.classes
+        [c] + [f"{r.test_report[str(c)][k]:.2f}" for r in records for k in keys]
+        for c in result.classes
     ]
     return columns, rows
 

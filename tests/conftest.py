@@ -1,12 +1,19 @@
 """Shared fixtures: a seed, small generated images, and the optional ../shared material."""
 
-from pathlib import Path
+import os
 
-import numpy as np
-import pytest
-import torch
+# The tests fit tiny networks, often in several processes at once (workers, the CLI): one
+# BLAS/OpenMP thread each keeps 2 cores from being oversubscribed. Set before torch loads;
+# subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from sk_animals.datasets import make_image_dataset
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from sk_animals.datasets import make_image_dataset  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

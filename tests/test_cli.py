@@ -277,11 +277,38 @@ def test_overwrite_clears_the_earlier_run_first(tmp_path):
     out = tmp_path / "o"
     out.mkdir()
     names = ("old_curves.png", "old_mistakes.png", "budget_curve.png", "old.skmodel", "report.md")
-    for name in (*names, "notes.txt"):
+    for name in (*names, "notes.txt", "best.skmodel"):
         (out / name).write_text("from an earlier run")
-    from sk_animals.cli import UsageError, _check_out_folder
+    (out / "metrics.json").write_text(json.dumps({"approaches": [{"name": "old"}]}))
+    from sk_animals.cli import UsageError, _check_out_folder, _clear_previous_run
 
     with pytest.raises(UsageError, match="--overwrite"):
         _check_out_folder(out, overwrite=False)
     _check_out_folder(out, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # only our files go
+    assert len(list(out.iterdir())) == 8  # checking removes nothing
+    _clear_previous_run(out)
+    assert sorted(p.name for p in out.iterdir()) == ["best.skmodel", "notes.txt"]
+
+
+def test_overwrite_keeps_the_earlier_run_when_an_option_is_bad(small_folder, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "report.md").write_text("the earlier run")
+    argv = ["compare", str(small_folder), "--out", str(out), "--overwrite"]
+    assert main([*argv, "--device", "cuda:7"]) == 2
+    assert (out / "report.md").read_text() == "the earlier run"
+
+
+def test_demo_refuses_options_it_would_ignore(tmp_path, capsys):
+    assert main(["compare", "--demo", "--out", str(tmp_path / "o"), "--backbone", "resnet18"]) == 2
+    assert "--backbone" in capsys.readouterr().err
+
+
+def test_tune_checks_its_out_file_and_timeout_first(small_folder, tmp_path, capsys):
+    pytest.importorskip("optuna")
+    (tmp_path / "file").write_text("x")
+    base = ["tune", str(small_folder), "--n-trials", "1"]
+    assert main([*base, "--out", str(tmp_path / "file" / "best.skmodel")]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert main([*base, "--timeout", "-5"]) == 2
+    assert "--timeout" in capsys.readouterr().err

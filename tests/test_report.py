@@ -21,9 +21,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _scratch(name, **kw):
-    clf = ScratchCNNClassifier(
-        width=4, depth=2, max_epochs=3, batch_size=8, verbose=0, random_state=0, **kw
-    )
+    params = {"width": 4, "depth": 2, "max_epochs": 3, "batch_size": 8, "verbose": 0}
+    clf = ScratchCNNClassifier(**{**params, "random_state": 0, **kw})
     return Approach(name, make_pipeline(ImageLoader(32), clf))
 
 
@@ -82,6 +81,7 @@ def test_metrics_json_keeps_everything(compared):
         assert set(result.classes) <= set(approach["test_report"])
     (diff,) = metrics["differences"]
     assert {"a", "b", "difference", "ci95", "mcnemar_p"} <= set(diff)
+    assert (diff["a"], diff["b"]) == ("bad", "good")
     assert {"approach", "per_class", "test_accuracy", "test_ci95"} <= set(
         metrics["budget_curve"][0]
     )
@@ -195,3 +195,16 @@ def test_offline_demo_says_transfer_had_no_pretrained_weights(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     verdict = json.loads((out / "metrics.json").read_text())["verdict"]
     assert any("transfer ran without pretrained weights" in v for v in verdict)
+
+
+def test_dedupe_leaves_one_of_each_group_before_the_split(tmp_path):
+    X, y = make_image_dataset(n_samples=30, n_classes=3, size=32, random_state=0)
+    data = save_image_folder(X, y, tmp_path / "data")
+    first = sorted((data / "cross").iterdir())[0]
+    shutil.copy(first, data / "cross" / "copy.png")
+    shutil.copy(first, data / "circle" / "conflict.png")  # the same picture, another label
+    result = compare(data, [_scratch("s", max_epochs=1)], cv=0, dedupe=True, verbose=0)
+    # three copies of one picture: the first by path (circle/conflict.png) stays
+    assert sorted(Path(p).name for p in result.deduplicated) == [first.name, "copy.png"]
+    assert result.audit.summary()["exact_duplicate_groups"] == 0
+    assert any("--dedupe left out 2" in note for note in result.notes)
