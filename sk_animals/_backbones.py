@@ -1,27 +1,54 @@
-"""The pretrained backbones: a table, their weights and the preprocessing the weights expect.
+"""The pretrained backbones: torchvision's registry, their weights and preprocessing.
+
+Any name of ``torchvision.models.list_models(module=torchvision.models)`` is a backbone
+(the classification models; quantized, detection, segmentation and video models live in
+other modules and are not). What the package needs about one is found from torchvision
+itself: the input size, mean and std from its weights' ``transforms()``, the head and the
+blocks ``freeze=k`` counts from the model (see :func:`backbone_spec`).
 
 Importing this module does not import torch or torchvision (the command line lists the
-backbones in ``--help``); the functions do. Weights carry their preprocessing, as
-torchvision's do: the mean and std come from the weights actually chosen.
+presets in ``--help``); the functions do. Weights carry their preprocessing, as
+torchvision's do: the mean, std and size come from the weights actually chosen.
 """
 
 import os
 from dataclasses import dataclass
+from functools import cache, lru_cache
 
-__all__ = ["BACKBONES", "Backbone", "load_backbone", "resolve_weights", "weights_normalization"]
+__all__ = [
+    "BACKBONES",
+    "Backbone",
+    "BackboneRow",
+    "backbone_spec",
+    "backbone_table",
+    "input_size",
+    "list_backbones",
+    "load_backbone",
+    "resolve_weights",
+    "weights_normalization",
+]
+
+#: AlexNet's input in the paper (MATLAB's ``alexnet`` takes 227x227); torchvision's
+#: AlexNet weights were trained at 224, and its adaptive pooling accepts both.
+_PAPER_SIZES = {"alexnet": 227}
 
 
 @dataclass(frozen=True)
 class Backbone:
-    """What the package needs to know about a torchvision classification model."""
+    """What the package needs to know about a torchvision classification model.
 
-    head: str  #: dotted path of the last layer, replaced by a new one per task
+    ``blocks`` is the dotted path of the module whose children ``freeze=k`` counts
+    (``None``: the model's own children); see :func:`backbone_spec`.
+    """
+
+    head: str  #: dotted path of the 1000-class layer, replaced by a new one per task
     blocks: str | None  #: module whose children are the blocks ``freeze=k`` counts
     size: int  #: input height and width the model is used at
 
 
-#: The supported backbones. Normalisation and categories come from torchvision's
-#: weights metadata (``torchvision.models.get_model_weights(name)``).
+#: The paper's and the demo's backbones, written out so that the command line can offer
+#: them without importing torch; ``tests/test_backbones.py`` checks every entry against
+#: :func:`backbone_spec`. Every name of :func:`list_backbones` works as a backbone.
 BACKBONES = {
     "alexnet": Backbone(head="classifier.6", blocks="features", size=227),
     "squeezenet1_1": Backbone(head="classifier.1", blocks="features", size=224),
@@ -31,13 +58,83 @@ BACKBONES = {
 }
 
 
-def backbone_spec(backbone):
-    """The :class:`Backbone` of a name, or a ValueError listing the names."""
-    if backbone not in BACKBONES:
+@lru_cache(maxsize=1)
+def list_backbones():
+    """The names of torchvision's classification models, sorted.
+
+    Returns
+    -------
+    names : tuple of str
+        ``torchvision.models.list_models(module=torchvision.models)``.
+    """
+    import torchvision
+
+    return tuple(sorted(torchvision.models.list_models(module=torchvision.models)))
+
+
+def check_backbone(backbone):
+    """``backbone`` if torchvision has a classification model of that name, else ValueError."""
+    import difflib
+
+    names = list_backbones()
+    if backbone not in names:
+        close = difflib.get_close_matches(str(backbone), names, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ValueError(
-            f"unknown backbone {backbone!r}; choose one of {', '.join(sorted(BACKBONES))}"
+            f"unknown backbone {backbone!r}{hint}; choose one of "
+            "torchvision.models.list_models(module=torchvision.models): "
+            f"{', '.join(names)}"
         )
-    return BACKBONES[backbone]
+    return backbone
+
+
+def backbone_spec(backbone):
+    """The :class:`Backbone` of any torchvision classification model, found from the model.
+
+    The model is built without weights (on the ``meta`` device where its constructor
+    allows, so even the largest costs no memory) and searched:
+
+    - ``head``: the last layer that produces the 1000 ImageNet classes, a
+      :class:`~torch.nn.Linear` with 1000 outputs or a 1x1 :class:`~torch.nn.Conv2d`
+      with 1000 channels (SqueezeNet). GoogLeNet's and Inception v3's auxiliary
+      classifiers are removed first (:func:`load_backbone`).
+    - ``blocks``: starting at the model, while one child that does not hold the head
+      holds at least 90% of the parameters outside the head, go down into it. The
+      children of where this stops are the blocks: ``features`` for AlexNet, VGG,
+      SqueezeNet, MobileNet, EfficientNet, ConvNeXt, Swin and DenseNet, ``layers``
+      for MnasNet, ``trunk_output`` (the four stages) for RegNet, ``encoder.layers``
+      for ViT, ``blocks`` for MaxViT; the model itself (stem layers one by one, then
+      ``layer1`` to ``layer4``) for ResNet, ResNeXt and Wide ResNet, ShuffleNet,
+      GoogLeNet and Inception v3, where no child dominates.
+    - ``size``: the crop size of the default weights' ``transforms()`` (227 for AlexNet,
+      the paper's).
+
+    Parameters
+    ----------
+    backbone : str
+        A name of :func:`list_backbones`.
+
+    Returns
+    -------
+    spec : Backbone
+    """
+    return _spec(check_backbone(backbone))
+
+
+@cache
+def _spec(backbone):
+    import torch
+
+    from ._networks import feature_blocks, find_head
+
+    try:
+        with torch.device("meta"):
+            model = _build(backbone, None)
+    except NotImplementedError:  # RegNet computes its widths with tensors
+        model = _build(backbone, None)
+    head = find_head(model)
+    blocks, _ = feature_blocks(model, head)
+    return Backbone(head=head, blocks=blocks or None, size=input_size(backbone))
 
 
 def resolve_weights(backbone, weights):
@@ -46,7 +143,7 @@ def resolve_weights(backbone, weights):
     Parameters
     ----------
     backbone : str
-        A key of :data:`BACKBONES`.
+        A name of :func:`list_backbones`.
     weights : torchvision weights enum member, str, path-like or None
         An enum member; its name (``"IMAGENET1K_V1"``) or ``"DEFAULT"``; a
         :class:`pathlib.Path`, or any other string, the path of a state-dict file in
@@ -59,7 +156,7 @@ def resolve_weights(backbone, weights):
     """
     from torchvision.models import WeightsEnum, get_model_weights
 
-    backbone_spec(backbone)
+    check_backbone(backbone)
     if weights is None:
         return None
     enum = get_model_weights(backbone)
@@ -84,30 +181,86 @@ def resolve_weights(backbone, weights):
     )
 
 
-def weights_normalization(backbone, weights="DEFAULT"):
-    """(mean, std) of the input the weights expect, in [0, 1] units.
+def _transforms(backbone, weights):
+    """The ``transforms()`` of the chosen weights, or of the default ones for a file or None.
 
-    From the chosen weights' ``transforms()``; a state-dict file or no weights uses the
-    backbone's default weights' (a state dict in torchvision's layout expects
-    torchvision's input).
+    A state dict in torchvision's layout expects torchvision's input; random weights
+    are used at the size the backbone is built for.
     """
-    import numpy as np
     from torchvision.models import WeightsEnum, get_model_weights
 
     chosen = resolve_weights(backbone, weights)
     if not isinstance(chosen, WeightsEnum):
         chosen = get_model_weights(backbone).DEFAULT
-    transforms = chosen.transforms()
+    return chosen.transforms()
+
+
+def weights_normalization(backbone, weights="DEFAULT"):
+    """(mean, std) of the input the weights expect, in [0, 1] units.
+
+    From the chosen weights' ``transforms()``; a state-dict file or no weights uses the
+    backbone's default weights'.
+    """
+    import numpy as np
+
+    transforms = _transforms(backbone, weights)
     return np.asarray(transforms.mean), np.asarray(transforms.std)
+
+
+def input_size(backbone, weights="DEFAULT"):
+    """Height and width of the images ``backbone`` is used at with ``weights``.
+
+    The crop size of the chosen weights' ``transforms()`` (of the default weights for a
+    state-dict file or None): 224 for most, 299 for Inception v3, 240 to 600 for
+    EfficientNet B1 to B7, 384 for ``vit_b_16``'s SWAG weights... AlexNet is the
+    exception: 227, the paper's input (torchvision's AlexNet weights were trained at
+    224; the network accepts both).
+
+    Returns
+    -------
+    size : int
+    """
+    transforms = _transforms(backbone, weights)
+    return _PAPER_SIZES.get(backbone, int(transforms.crop_size[0]))
+
+
+def _build(backbone, weights):
+    """torchvision's model, without auxiliary classifiers; ``weights`` an enum member or None."""
+    import torchvision
+    from torchvision.models import get_model_weights
+
+    kwargs = {}
+    if weights is None and backbone.startswith("vit_"):
+        # with weights torchvision builds a ViT for their resolution; without, for the
+        # default weights' (vit_h_14's are 518x518), so that input_size holds
+        kwargs["image_size"] = get_model_weights(backbone).DEFAULT.meta["min_size"][0]
+    return torchvision.models.get_model(backbone, weights=weights, **kwargs)
+
+
+def _drop_auxiliary(model):
+    """Remove GoogLeNet's and Inception v3's auxiliary classifiers, as torchvision does.
+
+    They only help train on ImageNet from scratch; in training mode they make the model
+    return a tuple, which no loss of ours takes.
+    """
+    if getattr(model, "aux_logits", False):
+        model.aux_logits = False
+        for name in ("AuxLogits", "aux1", "aux2"):
+            if hasattr(model, name):
+                setattr(model, name, None)
+    return model
 
 
 def load_backbone(backbone, weights="DEFAULT"):
     """A torchvision ``backbone`` with ImageNet ``weights``, its 1000-class head intact.
 
+    GoogLeNet's and Inception v3's auxiliary classifiers are removed (as torchvision
+    does for ``aux_logits=False``): the model returns the main logits only.
+
     Parameters
     ----------
     backbone : str
-        A key of :data:`BACKBONES`.
+        A name of :func:`list_backbones`.
     weights : str, path-like, torchvision weights enum or None, default="DEFAULT"
         As in :class:`~sk_animals.transfer.TransferClassifier`. torchvision's weights
         are downloaded once into ``$TORCH_HOME/hub/checkpoints`` and loaded from there
@@ -127,11 +280,10 @@ def load_backbone(backbone, weights="DEFAULT"):
     from urllib.error import URLError
 
     import torch
-    import torchvision
 
     weights = resolve_weights(backbone, weights)
     if weights is None or isinstance(weights, str):
-        model = torchvision.models.get_model(backbone, weights=None)
+        model = _build(backbone, None)
         if weights is not None:
             try:
                 state = torch.load(weights, map_location="cpu", weights_only=True)
@@ -141,9 +293,9 @@ def load_backbone(backbone, weights="DEFAULT"):
                 raise ValueError(
                     f"{weights!r} is not a state dict of torchvision's {backbone}: {reason}"
                 ) from None
-        return model
+        return _drop_auxiliary(model)
     try:
-        return torchvision.models.get_model(backbone, weights=weights)
+        return _drop_auxiliary(_build(backbone, weights))
     except (URLError, OSError) as exc:
         target = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
         raise OSError(
@@ -151,3 +303,73 @@ def load_backbone(backbone, weights="DEFAULT"):
             f"{weights.url} elsewhere and put it at {target} (set TORCH_HOME to move the "
             "cache), or pass weights= the path of a state-dict file"
         ) from exc
+
+
+@dataclass(frozen=True)
+class BackboneRow:
+    """One backbone's default ImageNet weights, from torchvision's metadata."""
+
+    name: str  #: the backbone
+    weights: str  #: the default weights' name, e.g. ``IMAGENET1K_V2``
+    acc1: float  #: ImageNet-1K top-1 accuracy (%), at ``size``
+    acc5: float  #: ImageNet-1K top-5 accuracy (%)
+    gflops: float  #: GFLOPs of one image at ``size``
+    params: float  #: millions of parameters
+    size: int  #: input height and width (:func:`input_size`)
+    file_mb: float  #: size of the weights file to download (MB)
+    pareto: bool  #: no other row is at least as accurate for at most as many GFLOPs
+
+
+def backbone_table(names=None):
+    """Accuracy and cost of backbones' default weights, cheapest first.
+
+    Parameters
+    ----------
+    names : iterable of str, default=None
+        Backbones to list; all of :func:`list_backbones` when None.
+
+    Returns
+    -------
+    rows : list of BackboneRow
+        Sorted by GFLOPs; ``pareto`` marks the rows no other row of the table beats on
+        both accuracy and GFLOPs.
+
+    Examples
+    --------
+    >>> from sk_animals._backbones import backbone_table
+    >>> [(r.name, r.acc1, r.gflops) for r in backbone_table(["resnet18", "alexnet"])]
+    [('alexnet', 56.522, 0.714), ('resnet18', 69.758, 1.814)]
+    """
+    from torchvision.models import get_model_weights
+
+    names = list_backbones() if names is None else [check_backbone(n) for n in names]
+    rows = []
+    for name in names:
+        weights = get_model_weights(name).DEFAULT
+        meta = weights.meta
+        metrics = meta["_metrics"]["ImageNet-1K"]
+        rows.append(
+            dict(
+                name=name,
+                weights=weights.name,
+                acc1=metrics["acc@1"],
+                acc5=metrics["acc@5"],
+                gflops=meta["_ops"],
+                params=round(meta["num_params"] / 1e6, 1),
+                size=input_size(name),
+                file_mb=meta["_file_size"],
+            )
+        )
+
+    def beaten(row):
+        return any(
+            o["acc1"] >= row["acc1"]
+            and o["gflops"] <= row["gflops"]
+            and (o["acc1"], o["gflops"]) != (row["acc1"], row["gflops"])
+            for o in rows
+        )
+
+    return [
+        BackboneRow(**row, pareto=not beaten(row))
+        for row in sorted(rows, key=lambda r: (r["gflops"], r["name"]))
+    ]

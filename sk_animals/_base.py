@@ -228,6 +228,13 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
     def device(self, value):
         self.__dict__["device"] = value
 
+    def set_params(self, **params):
+        super().set_params(**params)
+        if self.initialized_ and "lr" in params:
+            for group in self.optimizer_.param_groups:
+                group.pop("peak_lr", None)  # a learning-rate schedule peaks at the new lr
+        return self
+
     def get_params(self, deep=True, **kwargs):
         params = super().get_params(deep=deep, **kwargs)
         params["device"] = self.__dict__["device"]

@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from ._backbones import backbone_spec, load_backbone
+from ._backbones import load_backbone
 
 __all__ = ["PaperCNN", "TransferNet"]
 
@@ -102,54 +102,140 @@ def _new_head(old, n_classes):
     return nn.Linear(old.in_features, n_classes)
 
 
-def freezable_blocks(model, backbone):
+def find_head(model, n_outputs=1000):
+    """Dotted path of the last layer that produces the ``n_outputs`` ImageNet classes.
+
+    The last :class:`~torch.nn.Linear` with ``n_outputs`` outputs or 1x1
+    :class:`~torch.nn.Conv2d` with ``n_outputs`` channels (SqueezeNet), in registration
+    order: ``fc`` (ResNet, RegNet, GoogLeNet, Inception v3, ShuffleNet),
+    ``classifier.6`` (AlexNet, VGG), ``classifier.N`` (MobileNet, EfficientNet,
+    ConvNeXt, MnasNet, MaxViT), ``heads.head`` (ViT), ``head`` (Swin),
+    ``classifier.1`` (SqueezeNet), ``classifier`` (DenseNet).
+    """
+    found = [
+        name
+        for name, m in model.named_modules()
+        if (isinstance(m, nn.Linear) and m.out_features == n_outputs)
+        or (isinstance(m, nn.Conv2d) and m.out_channels == n_outputs and m.kernel_size == (1, 1))
+    ]
+    if not found:
+        raise ValueError(
+            f"{type(model).__name__} has no Linear layer with {n_outputs} outputs nor 1x1 "
+            f"convolution with {n_outputs} channels to replace"
+        )
+    return found[-1]
+
+
+def _holds(path, dotted):
+    """Whether the module at ``path`` is, or contains, the one at ``dotted``."""
+    return not path or dotted == path or dotted.startswith(path + ".")
+
+
+def _n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def feature_blocks(model, head, dominance=0.9):
+    """The blocks ``freeze=k`` counts: (dotted path of their parent, [(name, block), ...]).
+
+    From the model down: while one child that does not hold ``head`` holds at least
+    ``dominance`` of the parameters of those children, go into it; the children of
+    where this stops, less the one holding the head, are the blocks, in registration
+    (for torchvision, forward) order. See :func:`sk_animals._backbones.backbone_spec`
+    for what this gives for each family.
+    """
+    path, module = "", model
+    while True:
+        prefix = f"{path}." if path else ""
+        children = [
+            (name, child)
+            for name, child in module.named_children()
+            if not _holds(prefix + name, head)
+        ]
+        sizes = [_n_params(child) for _, child in children]
+        total = sum(sizes)
+        if not total:
+            break
+        biggest = max(range(len(children)), key=sizes.__getitem__)
+        name, child = children[biggest]
+        if sizes[biggest] < dominance * total or len(list(child.children())) < 2:
+            break
+        path, module = prefix + name, child
+    return path, children
+
+
+def freezable_blocks(model, head):
     """The blocks that ``freeze=k`` counts, in input-to-output order."""
-    spec = backbone_spec(backbone)
-    blocks = model.get_submodule(spec.blocks) if spec.blocks else model
-    prefix = f"{spec.blocks}." if spec.blocks else ""
-    return [m for name, m in blocks.named_children() if prefix + name != spec.head]
+    return [block for _, block in feature_blocks(model, head)[1]]
 
 
-def _frozen_modules(model, backbone, freeze):
-    """The modules whose parameters ``freeze`` keeps fixed (the new head is unfrozen after)."""
+def _frozen_parameters(model, head, freeze, backbone):
+    """The parameters ``freeze`` keeps fixed (the new head is unfrozen after).
+
+    ``freeze=k`` freezes the first ``k`` blocks and, for ``k >= 1``, the stem: every
+    parameter registered before the first block's (ViT's patch embedding, class token
+    and position embedding; RegNet's stem).
+    """
     if freeze == "none":
         return []
     if freeze == "body":
-        return [model]
-    blocks = freezable_blocks(model, backbone)
+        return list(model.parameters())
+    blocks = freezable_blocks(model, head)
     if freeze > len(blocks):
         raise ValueError(
             f"freeze={freeze} but {backbone} has {len(blocks)} blocks; use at most "
             f"{len(blocks)}, 'body' or 'none'"
         )
-    return blocks[:freeze]
+    if freeze == 0:
+        return []
+    in_blocks = {id(p) for block in blocks for p in block.parameters()}
+    stem = []
+    for p in model.parameters():
+        if id(p) in in_blocks:
+            break
+        stem.append(p)
+    return stem + [p for block in blocks[:freeze] for p in block.parameters()]
 
 
 class TransferNet(nn.Module):
     """A pretrained backbone with a new head; frozen parts stay in eval mode.
+
+    Any torchvision classification model: its head is the layer that produces the
+    1000 ImageNet classes (:func:`find_head`), its blocks are those of
+    :func:`feature_blocks`.
 
     Parameters
     ----------
     n_classes : int or None
         Outputs of the new head; ``None`` removes the head (features out).
     backbone : str, default="alexnet"
+        A name of :func:`~sk_animals._backbones.list_backbones`.
     weights : str, path-like, torchvision weights enum or None, default="DEFAULT"
         As in :class:`~sk_animals.transfer.TransferClassifier`.
     freeze : {"none", "body"} or int, default="none"
         ``"none"`` fine-tunes everything; ``"body"`` trains the new head only; an int
-        ``k`` freezes the first ``k`` blocks (see :data:`~sk_animals.transfer.BACKBONES`).
+        ``k`` freezes the first ``k`` blocks and the stem before them (see
+        :func:`~sk_animals._backbones.backbone_spec`).
+
+    Attributes
+    ----------
+    head : str
+        Dotted path of the replaced layer in ``model``.
+    head_prefix : str
+        Prefix of the new head's parameter names in this module.
     """
 
     def __init__(self, n_classes, backbone="alexnet", weights="DEFAULT", freeze="none"):
         super().__init__()
-        spec = backbone_spec(backbone)
         self.model = load_backbone(backbone, weights)
-        old = self.model.get_submodule(spec.head)
+        self.head = find_head(self.model)
+        old = self.model.get_submodule(self.head)
         head = nn.Identity() if n_classes is None else _new_head(old, n_classes)
-        _replace(self.model, spec.head, head)
-        self.head_prefix = f"model.{spec.head}."
-        for module in _frozen_modules(self.model, backbone, freeze):
-            module.requires_grad_(False)
+        frozen = _frozen_parameters(self.model, self.head, freeze, backbone)
+        _replace(self.model, self.head, head)
+        self.head_prefix = f"model.{self.head}."
+        for p in frozen:
+            p.requires_grad_(False)
         head.requires_grad_(True)  # the new head always trains
         # leaves whose weights are all frozen keep eval-mode behaviour (batch-norm statistics)
         self.frozen = [
@@ -162,7 +248,7 @@ class TransferNet(nn.Module):
         """Set train mode, keeping frozen layers in eval mode."""
         super().train(mode)
         for module in self.frozen:
-            module.eval()
+            module.training = False  # not eval(): a container's children may still train
         return self
 
     def forward(self, x):

@@ -130,8 +130,12 @@ def _clear_previous_run(out):
 
 def _check_weights(backbone, weights):
     """Load the weights once, now: a missing, corrupt or foreign file fails here."""
-    from ._backbones import load_backbone
+    from ._backbones import check_backbone, load_backbone
 
+    try:
+        check_backbone(backbone)
+    except ValueError as exc:
+        raise UsageError(f"--backbone: {exc}") from None
     try:
         load_backbone(backbone, weights)
     except (ValueError, FileNotFoundError, TypeError) as exc:
@@ -237,6 +241,7 @@ def _tune(args):
 
     from sklearn.pipeline import make_pipeline
 
+    from ._backbones import input_size
     from .datasets import load_folder, make_image_dataset
     from .evaluation import DEMO_DATA
     from .persistence import save
@@ -254,7 +259,7 @@ def _tune(args):
         )
         X, y = data.data, data.target
         size = args.image_size or (
-            100 if args.approach == "scratch" else BACKBONES[args.backbone].size
+            100 if args.approach == "scratch" else input_size(args.backbone, args.weights)
         )
     if args.approach == "scratch":
         clf = ScratchCNNClassifier(device=args.device, verbose=0)
@@ -418,9 +423,8 @@ def build_parser():
     c.add_argument(
         "--backbone",
         default=None,
-        choices=sorted(BACKBONES),
-        help="pretrained network of the transfer approach (default: the paper's alexnet; "
-        "demo: squeezenet1_1)",
+        help="pretrained network of the transfer approach: any torchvision classification "
+        f"model, e.g. {', '.join(sorted(BACKBONES))} (default: the paper's alexnet)",
     )
     c.add_argument(
         "--test-size",
@@ -484,8 +488,7 @@ def build_parser():
     t.add_argument(
         "--backbone",
         default="alexnet",
-        choices=sorted(BACKBONES),
-        help="transfer backbone (default: alexnet)",
+        help="transfer backbone: any torchvision classification model (default: alexnet)",
     )
     t.add_argument(
         "--out",

@@ -23,7 +23,7 @@ from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.utils import Bunch
 
-from ._backbones import BACKBONES
+from ._backbones import input_size
 from .datasets import load_folder, sample_per_class
 from .persistence import SUFFIX, save
 from .preprocessing import ImageLoader
@@ -107,7 +107,8 @@ def paper_protocol(
     Parameters
     ----------
     backbone : str, default="alexnet"
-        Transfer backbone (see :data:`sk_animals.transfer.BACKBONES`).
+        Transfer backbone: any torchvision classification model (see
+        :func:`sk_animals.transfer.list_backbones`).
     weights : str, path-like or None, default="DEFAULT"
         Transfer weights (see :func:`sk_animals.transfer.load_backbone`).
     per_class : int, default=None
@@ -138,7 +139,7 @@ def paper_protocol(
         ("scratch", image_size or 100, ScratchCNNClassifier(), per_class or 1500),
         (
             "transfer",
-            image_size or BACKBONES[backbone].size,
+            image_size or input_size(backbone, weights),
             TransferClassifier(backbone, weights=weights),
             per_class or 500,
         ),

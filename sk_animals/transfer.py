@@ -12,7 +12,14 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
 
-from ._backbones import BACKBONES, load_backbone, resolve_weights, weights_normalization
+from ._backbones import (
+    BACKBONES,
+    input_size,
+    list_backbones,
+    load_backbone,
+    resolve_weights,
+    weights_normalization,
+)
 from ._base import ImageClassifier, shared_docs
 from ._networks import TransferNet
 from ._tensors import check_images, resolve_device, to_network_input
@@ -23,10 +30,11 @@ __all__ = [
     "PretrainedFeatures",
     "TransferClassifier",
     "TransferNet",
+    "list_backbones",
     "load_backbone",
 ]
 
-_BACKBONE = [StrOptions(set(BACKBONES))]
+_BACKBONE = [StrOptions(set(list_backbones()))]
 _WEIGHTS = [None, str, HasMethods("__fspath__"), HasMethods("transforms")]
 _FREEZE = [StrOptions({"none", "body"}), Interval(Integral, 0, None, closed="left")]
 
@@ -43,8 +51,12 @@ class TransferClassifier(ImageClassifier):
     Parameters
     ----------
     backbone : str, default="alexnet"
-        One of :data:`BACKBONES`: ``alexnet`` (the paper's), ``squeezenet1_1``,
-        ``resnet18``, ``mobilenet_v3_small``, ``efficientnet_b0``.
+        Any torchvision classification model, a name of :func:`list_backbones`
+        (``torchvision.models.list_models(module=torchvision.models)``): ``alexnet``
+        (the paper's), ``squeezenet1_1``, ``resnet50``, ``efficientnet_b3``,
+        ``convnext_tiny``, ``vit_b_16``... Its last layer is the one producing the
+        1000 ImageNet classes; feed it images of ``input_size(backbone, weights)``
+        pixels (224 for most, 227 for the paper's AlexNet).
     weights : str, path-like, torchvision weights enum or None, default="DEFAULT"
         ``"DEFAULT"``, a weights name such as ``"IMAGENET1K_V1"`` or an enum member
         (torchvision's weights API, cached in ``$TORCH_HOME``); a
@@ -53,8 +65,13 @@ class TransferClassifier(ImageClassifier):
         normalisation is that of the chosen weights.
     freeze : {"none", "body"} or int, default="none"
         ``"none"`` fine-tunes everything (the paper); ``"body"`` trains the new head
-        only; ``k`` freezes the first k blocks. Frozen batch-norm layers keep their
-        ImageNet statistics.
+        only; ``k`` freezes the first k blocks and the stem before them. A block is a
+        child of the feature extractor: of ``features`` for AlexNet, VGG, SqueezeNet,
+        MobileNet, EfficientNet, ConvNeXt and Swin, of ``trunk_output`` for RegNet, of
+        ``encoder.layers`` for ViT, of the model itself for ResNet (``conv1``,
+        ``bn1``, ``relu``, ``maxpool``, ``layer1``...); see
+        :func:`~sk_animals._backbones.backbone_spec`. Frozen batch-norm layers keep
+        their ImageNet statistics.
     head_lr_factor : float, default=20
         The new head learns at ``head_lr_factor * lr`` (MATLAB's
         WeightLearnRateFactor/BiasLearnRateFactor); follows ``lr`` when it is tuned.
@@ -139,11 +156,13 @@ class TransferClassifier(ImageClassifier):
         try:
             with torch.no_grad():
                 self.module_.eval()(probe)
-        except RuntimeError:
-            size = BACKBONES[self.backbone].size
+        except (RuntimeError, AssertionError) as exc:  # ViT asserts its exact size
+            size = input_size(self.backbone, self.weights)
+            problem = "are too small for" if min(h, w) < size else "do not fit"
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise ValueError(
-                f"images of {h}x{w} are too small for backbone={self.backbone!r}; load them "
-                f"at its own size, ImageLoader(size={size}), or at least a few times 32 pixels"
+                f"images of {h}x{w} {problem} backbone={self.backbone!r} ({reason}); load "
+                f"them at its own size, ImageLoader(size={size})"
             ) from None
         self.module_.train()
         return self
@@ -218,7 +237,7 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     Parameters
     ----------
     backbone : str, default="alexnet"
-        One of :data:`BACKBONES`.
+        A name of :func:`list_backbones`.
     weights : str, path-like, torchvision weights enum or None, default="DEFAULT"
         As in :class:`TransferClassifier`.
     batch_size : int, default=64
@@ -278,8 +297,9 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self._validate_params()
         self.module_ = TransferNet(None, self.backbone, self.weights, freeze="body").eval()
         self.mean_, self.std_ = weights_normalization(self.backbone, self.weights)
+        size = input_size(self.backbone, self.weights)  # ViT takes its own size only
         with torch.inference_mode():
-            probe = self.module_(torch.zeros(1, 3, 64, 64))
+            probe = self.module_(torch.zeros(1, 3, size, size))
         self.n_features_out_ = probe.flatten(1).shape[1]
         return self
 
