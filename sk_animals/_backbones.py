@@ -4,7 +4,7 @@ Any name of ``torchvision.models.list_models(module=torchvision.models)`` is a b
 (the classification models; quantized, detection, segmentation and video models live in
 other modules and are not). What the package needs about one is found from torchvision
 itself: the input size, mean and std from its weights' ``transforms()``, the head and the
-blocks ``freeze=k`` counts from the model (see :func:`backbone_spec`).
+blocks ``freeze=k`` counts from the model (see ``backbone_spec``).
 
 Importing this module does not import torch or torchvision (the command line lists the
 presets in ``--help``); the functions do. Weights carry their preprocessing, as
@@ -38,7 +38,7 @@ class Backbone:
     """What the package needs to know about a torchvision classification model.
 
     ``blocks`` is the dotted path of the module whose children ``freeze=k`` counts
-    (``None``: the model's own children); see :func:`backbone_spec`.
+    (``None``: the model's own children); see ``backbone_spec``.
     """
 
     head: str  #: dotted path of the 1000-class layer, replaced by a new one per task
@@ -48,7 +48,7 @@ class Backbone:
 
 #: The paper's and the demo's backbones, written out so that the command line can offer
 #: them without importing torch; ``tests/test_backbones.py`` checks every entry against
-#: :func:`backbone_spec`. Every name of :func:`list_backbones` works as a backbone.
+#: ``backbone_spec``. Every name of :func:`~sk_animals.transfer.list_backbones` works too.
 BACKBONES = {
     "alexnet": Backbone(head="classifier.6", blocks="features", size=227),
     "squeezenet1_1": Backbone(head="classifier.1", blocks="features", size=224),
@@ -112,7 +112,7 @@ def backbone_spec(backbone):
     Parameters
     ----------
     backbone : str
-        A name of :func:`list_backbones`.
+        A name of :func:`~sk_animals.transfer.list_backbones`.
 
     Returns
     -------
@@ -143,7 +143,7 @@ def resolve_weights(backbone, weights):
     Parameters
     ----------
     backbone : str
-        A name of :func:`list_backbones`.
+        A name of :func:`~sk_animals.transfer.list_backbones`.
     weights : torchvision weights enum member, str, path-like or None
         An enum member; its name (``"IMAGENET1K_V1"``) or ``"DEFAULT"``; a
         :class:`pathlib.Path`, or any other string, the path of a state-dict file in
@@ -260,7 +260,7 @@ def load_backbone(backbone, weights="DEFAULT"):
     Parameters
     ----------
     backbone : str
-        A name of :func:`list_backbones`.
+        A name of :func:`~sk_animals.transfer.list_backbones`.
     weights : str, path-like, torchvision weights enum or None, default="DEFAULT"
         As in :class:`~sk_animals.transfer.TransferClassifier`. torchvision's weights
         are downloaded once into ``$TORCH_HOME/hub/checkpoints`` and loaded from there
@@ -326,7 +326,7 @@ def backbone_table(names=None):
     Parameters
     ----------
     names : iterable of str, default=None
-        Backbones to list; all of :func:`list_backbones` when None.
+        Backbones to list; all of :func:`~sk_animals.transfer.list_backbones` when None.
 
     Returns
     -------

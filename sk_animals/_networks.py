@@ -141,7 +141,7 @@ def feature_blocks(model, head, dominance=0.9):
     From the model down: while one child that does not hold ``head`` holds at least
     ``dominance`` of the parameters of those children, go into it; the children of
     where this stops, less the one holding the head, are the blocks, in registration
-    (for torchvision, forward) order. See :func:`sk_animals._backbones.backbone_spec`
+    (for torchvision, forward) order. See ``backbone_spec``
     for what this gives for each family.
     """
     path, module = "", model
@@ -201,21 +201,21 @@ class TransferNet(nn.Module):
     """A pretrained backbone with a new head; frozen parts stay in eval mode.
 
     Any torchvision classification model: its head is the layer that produces the
-    1000 ImageNet classes (:func:`find_head`), its blocks are those of
-    :func:`feature_blocks`.
+    1000 ImageNet classes (``find_head``), its blocks are those of
+    ``feature_blocks``.
 
     Parameters
     ----------
     n_classes : int or None
         Outputs of the new head; ``None`` removes the head (features out).
     backbone : str, default="alexnet"
-        A name of :func:`~sk_animals._backbones.list_backbones`.
+        A name of :func:`~sk_animals.transfer.list_backbones`.
     weights : str, path-like, torchvision weights enum or None, default="DEFAULT"
         As in :class:`~sk_animals.transfer.TransferClassifier`.
     freeze : {"none", "body"} or int, default="none"
         ``"none"`` fine-tunes everything; ``"body"`` trains the new head only; an int
         ``k`` freezes the first ``k`` blocks and the stem before them (see
-        :func:`~sk_animals._backbones.backbone_spec`).
+        ``backbone_spec``).
 
     Attributes
     ----------

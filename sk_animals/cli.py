@@ -169,7 +169,12 @@ def _compare(args):
     from .datasets import make_image_folder
     from .evaluation import DEMO_DATA, compare, demo_protocol, paper_protocol
 
-    common = {"device": args.device, "random_state": args.seed, "verbose": 2 * args.verbose}
+    common = {
+        "device": args.device,
+        "random_state": args.seed,
+        "verbose": 2 * args.verbose,
+        "cache_dir": args.cache_dir,
+    }
     if args.demo:
         approaches = demo_protocol(weights=weights, **common)
         data, cv = make_image_folder(**DEMO_DATA, random_state=args.seed), 3
@@ -269,7 +274,7 @@ def _tune(args):
         )
     try:
         best, study = tune(
-            make_pipeline(ImageLoader(size, n_jobs=-1), clf),
+            make_pipeline(ImageLoader(size, n_jobs=-1, cache_dir=args.cache_dir), clf),
             X,
             y,
             n_trials=args.n_trials,
@@ -372,6 +377,11 @@ def _add_common(p, *, data_help):
         default="DEFAULT",
         help="transfer weights: 'DEFAULT' or a name such as 'IMAGENET1K_V1' (torchvision, "
         "cached in $TORCH_HOME), or the path of a state-dict file",
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="keep decoded images in this folder, so that the next run skips decoding",
     )
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 

@@ -76,13 +76,19 @@ class Approach:
         return self.pipeline[0].size
 
 
-def _approaches(specs, *, device, random_state, verbose, epochs=None):
+def _approaches(specs, *, device, random_state, verbose, epochs=None, cache_dir=None):
     """Approaches from ``(name, image size, classifier, per_class)``, with common settings."""
     common = {"device": device, "random_state": random_state, "verbose": verbose}
     if epochs is not None:
         common["max_epochs"] = epochs
     return [
-        Approach(name, make_pipeline(ImageLoader(size, n_jobs=-1), clf.set_params(**common)), n)
+        Approach(
+            name,
+            make_pipeline(
+                ImageLoader(size, n_jobs=-1, cache_dir=cache_dir), clf.set_params(**common)
+            ),
+            n,
+        )
         for name, size, clf, n in specs
     ]
 
@@ -97,6 +103,7 @@ def paper_protocol(
     device="auto",
     random_state=0,
     verbose=0,
+    cache_dir=None,
 ):
     """The paper's two approaches, optionally with another backbone, budget or epochs.
 
@@ -123,6 +130,9 @@ def paper_protocol(
         Seeds both classifiers.
     verbose : int, default=0
         Passed to both classifiers.
+    cache_dir : str or path-like, default=None
+        Keep decoded images on disk there (:class:`~sk_animals.preprocessing.ImageLoader`'s
+        ``cache_dir``), so that a second run skips decoding.
 
     Returns
     -------
@@ -145,7 +155,12 @@ def paper_protocol(
         ),
     ]
     return _approaches(
-        specs, device=device, random_state=random_state, verbose=verbose, epochs=epochs
+        specs,
+        device=device,
+        random_state=random_state,
+        verbose=verbose,
+        epochs=epochs,
+        cache_dir=cache_dir,
     )
 
 
@@ -153,14 +168,14 @@ def paper_protocol(
 DEMO_DATA = {"n_samples": 600, "n_classes": 4, "size": 64}
 
 
-def demo_protocol(*, weights="DEFAULT", device="auto", random_state=0, verbose=0):
+def demo_protocol(*, weights="DEFAULT", device="auto", random_state=0, verbose=0, cache_dir=None):
     """Both approaches, small and fast: 64 px images, all images, squeezenet1_1.
 
     Parameters
     ----------
     weights : str, path-like or None, default="DEFAULT"
         squeezenet1_1's weights (see :func:`sk_animals.transfer.load_backbone`).
-    device, random_state, verbose
+    device, random_state, verbose, cache_dir
         As in :func:`paper_protocol`.
 
     Returns
@@ -172,7 +187,9 @@ def demo_protocol(*, weights="DEFAULT", device="auto", random_state=0, verbose=0
         ("scratch", size, ScratchCNNClassifier(batch_size=32), per_class),
         ("transfer", size, TransferClassifier("squeezenet1_1", weights=weights), per_class),
     ]
-    return _approaches(specs, device=device, random_state=random_state, verbose=verbose)
+    return _approaches(
+        specs, device=device, random_state=random_state, verbose=verbose, cache_dir=cache_dir
+    )
 
 
 def per_class_rates(y_true, y_pred, labels):

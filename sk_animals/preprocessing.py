@@ -2,14 +2,21 @@
 
 :class:`ImageLoader` is the first step of every pipeline in this package. It is a thin,
 stateless estimator over two functions: :func:`_decode` (any supported input to an RGB
-PIL image, EXIF orientation applied) and :func:`_resize` (the resize policy).
+PIL image, EXIF orientation applied) and :func:`_resize` (the resize policy), with an
+optional on-disk cache of the decoded arrays (:class:`_DiskCache`).
 """
 
+import hashlib
 import io
+import json
 import os
+import stat
+import uuid
 from numbers import Integral
+from pathlib import Path
 
 import numpy as np
+import PIL
 from joblib import Parallel, delayed, effective_n_jobs
 from PIL import Image, ImageOps
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -182,17 +189,167 @@ def _as_items(X):
         ) from None
 
 
-def _load_all(X, size, policy, interpolation, n_jobs):
-    items = _as_items(X)
-    size = _as_size(size)
-    out = np.empty((len(items), *size, 3), dtype=np.uint8)
-    n_chunks = min(len(items), 4 * effective_n_jobs(n_jobs))
-    chunks = np.array_split(np.arange(len(items)), n_chunks) if n_chunks else []
+def _load_into(items, positions, out, policy, interpolation, n_jobs):
+    """Load ``items[positions]`` into the rows of ``out``; return the sorted failures."""
+    n_chunks = min(len(positions), 4 * effective_n_jobs(n_jobs))
+    chunks = np.array_split(np.asarray(positions), n_chunks) if n_chunks else []
     resample = INTERPOLATIONS[interpolation]
     results = Parallel(n_jobs=n_jobs, require="sharedmem")(
         delayed(_load_chunk)(items, chunk, out, policy, resample) for chunk in chunks
     )
-    return out, sorted(e for errs in results for e in errs)
+    return sorted(e for errs in results for e in errs)
+
+
+def _load_all(X, size, policy, interpolation, n_jobs):
+    items = _as_items(X)
+    out = np.empty((len(items), *_as_size(size), 3), dtype=np.uint8)
+    return out, _load_into(items, range(len(items)), out, policy, interpolation, n_jobs)
+
+
+# -- the on-disk cache of decoded arrays
+_CACHE_FORMAT = 1  # bump when the layout or the decoding changes the stored pixels
+
+
+def _digest(*parts):
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+
+def _file_key(item):
+    """``item``'s identity (resolved path, size, mtime_ns) as a digest; None if not a file."""
+    if not isinstance(item, str | os.PathLike):
+        return None
+    try:
+        path = os.path.realpath(item)
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return _digest(os.fsencode(path).hex(), str(st.st_size), str(st.st_mtime_ns))
+
+
+class _DiskCache:
+    """Decoded images of path lists, one ``.npy`` per list, opened as a memory map.
+
+    Layout: ``cache_dir/sk_animals-v<format>/<settings digest>/<list digest>.npy``, with a
+    ``.json`` sidecar holding the settings, the digest of every item (resolved path, size,
+    mtime_ns) and the ``.npy``'s expected shape and length in bytes. An entry is used only
+    when the sidecar names the same list and the ``.npy`` header and length agree with it
+    (a truncated, foreign or half-written file is rebuilt). A changed source file has a
+    new digest, hence a new entry. Rows of a list not seen before are copied from the
+    entries of earlier lists that hold them; only the rest are decoded. Entries are
+    written to a temporary file and renamed into place, so readers never see a partial
+    one; concurrent writers of the same list write the same bytes.
+
+    Entries are mapped copy-on-write (``mmap_mode="c"``): the file is opened read-only
+    and never changes, while the array stays writable to its process, as torch expects
+    of the arrays it wraps (a read-only array makes ``DataLoader`` warn).
+    """
+
+    def __init__(self, root, size, policy, interpolation):
+        self.size, self.policy, self.interpolation = size, policy, interpolation
+        settings = {
+            "format": _CACHE_FORMAT,
+            "size": list(size),
+            "resize": policy,
+            "interpolation": interpolation,
+            "pillow": PIL.__version__,  # resampling filters change between releases
+        }
+        self.settings = settings
+        folder = _digest(json.dumps(settings, sort_keys=True))
+        self.dir = Path(root) / f"sk_animals-v{_CACHE_FORMAT}" / folder
+
+    def _paths(self, key):
+        return self.dir / f"{key}.npy", self.dir / f"{key}.json"
+
+    def _open(self, key, meta=None):
+        """Entry ``key`` as a memmap, or None when absent or not trustworthy."""
+        npy, sidecar = self._paths(key)
+        try:
+            if meta is None:
+                meta = json.loads(sidecar.read_text())
+            shape = (len(meta["items"]), *self.size, 3)
+            if meta["key"] != key or meta["settings"] != self.settings:
+                return None
+            if tuple(meta["shape"]) != shape:
+                return None
+            with open(npy, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read_header = {
+                    (1, 0): np.lib.format.read_array_header_1_0,
+                    (2, 0): np.lib.format.read_array_header_2_0,
+                }.get(version)
+                if read_header is None:
+                    return None
+                header_shape, fortran, dtype = read_header(f)
+                expected = f.tell() + int(np.prod(shape))
+                length = os.fstat(f.fileno()).st_size
+            if header_shape != shape or fortran or dtype != np.uint8:
+                return None
+            if length != expected or length != meta["bytes"]:
+                return None
+            return np.load(npy, mmap_mode="c")
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _donors(self, wanted):
+        """``{item digest: (memmap, row)}`` for the wanted items held by valid entries."""
+        found = {}
+        for sidecar in sorted(self.dir.glob("*.json")):
+            try:
+                meta = json.loads(sidecar.read_text())
+                rows = {d: r for r, d in enumerate(meta["items"]) if d in wanted}
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if rows.keys() - found.keys():
+                entry = self._open(sidecar.stem, meta)
+                if entry is not None:
+                    found.update({d: (entry, r) for d, r in rows.items() if d not in found})
+            if len(found) == len(wanted):
+                break
+        return found
+
+    def load(self, items, keys, n_jobs):
+        """All of ``items`` (files with digests ``keys``) as a copy-on-write memmap."""
+        key = _digest(json.dumps(self.settings, sort_keys=True), *keys)
+        entry = self._open(key)
+        if entry is not None:
+            return entry
+        self.dir.mkdir(parents=True, exist_ok=True)
+        npy, sidecar = self._paths(key)
+        tmp = f".{os.getpid()}.{uuid.uuid4().hex}.tmp"
+        tmp_npy, tmp_sidecar = npy.with_name(npy.name + tmp), sidecar.with_name(sidecar.name + tmp)
+        try:
+            out = np.lib.format.open_memmap(
+                tmp_npy, mode="w+", dtype=np.uint8, shape=(len(items), *self.size, 3)
+            )
+            donors = self._donors(set(keys))
+            missing = []
+            for i, k in enumerate(keys):
+                if k in donors:
+                    source, row = donors[k]
+                    out[i] = source[row]
+                else:
+                    missing.append(i)
+            errors = _load_into(items, missing, out, self.policy, self.interpolation, n_jobs)
+            if errors:
+                raise ImageLoadError(errors)
+            out.flush()
+            del out, donors
+            meta = {
+                "key": key,
+                "settings": self.settings,
+                "shape": [len(items), *self.size, 3],
+                "bytes": tmp_npy.stat().st_size,
+                "items": list(keys),
+            }
+            tmp_sidecar.write_text(json.dumps(meta))
+            os.replace(tmp_npy, npy)
+            os.replace(tmp_sidecar, sidecar)
+        finally:
+            tmp_npy.unlink(missing_ok=True)
+            tmp_sidecar.unlink(missing_ok=True)
+        return np.load(npy, mmap_mode="c")
 
 
 class ImageLoader(TransformerMixin, BaseEstimator):
@@ -224,6 +381,11 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         Threads decoding in parallel (Pillow releases the GIL while decoding and
         resizing). ``None`` means 1 unless in a :func:`joblib.parallel_config` context;
         ``-1`` uses all cores.
+    cache_dir : str or path-like, default=None
+        A folder for an on-disk cache of decoded images. When set, :meth:`transform` of a
+        list of file paths stores the decoded array there and returns it as a memory
+        map; transforming the same files again with the same settings reads it
+        back instead of decoding. ``None`` caches nothing.
 
     See Also
     --------
@@ -241,6 +403,18 @@ class ImageLoader(TransformerMixin, BaseEstimator):
 
     ``fit`` learns nothing; ``transform`` works on an unfitted loader.
 
+    With ``cache_dir``, an entry is keyed by every file's resolved path, size and
+    modification time and by the settings that change the pixels (``size``, ``resize``,
+    ``interpolation``, the Pillow version): editing a file or a setting makes a new entry,
+    and a truncated or otherwise damaged entry is detected and rebuilt. Each list of paths
+    is one ``.npy`` file, opened as a copy-on-write :class:`numpy.memmap` (writes stay in
+    memory, the file never changes): its pages are read from disk as training touches
+    them, so a set larger than memory can be trained on. Images a
+    new list shares with earlier lists are copied from their entries rather than decoded
+    (nested training budgets drawn from one folder decode each image once). Inputs that
+    are not all file paths (bytes, PIL images, arrays) bypass the cache. Old entries are
+    not removed; delete the folder at any time to reclaim the space.
+
     Examples
     --------
     >>> import numpy as np
@@ -251,6 +425,21 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     ((2, 32, 32, 3), dtype('uint8'))
     >>> int(X[1].min())
     255
+
+    With a cache, the second transform of the same files reads them back from disk:
+
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> Image.new("RGB", (50, 40), "red").save(folder / "red.png")
+    >>> loader = ImageLoader(size=32, cache_dir=folder / "cache")
+    >>> first = loader.transform([folder / "red.png"])  # decoded, then stored
+    >>> X = loader.transform([folder / "red.png"])  # read back, not decoded
+    >>> type(X).__name__, X.mode, X[0, 0, 0].tolist()
+    ('memmap', 'c', [255, 0, 0])
+    >>> del first, X
+    >>> shutil.rmtree(folder)
     """
 
     _parameter_constraints = {
@@ -258,13 +447,23 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         "resize": [StrOptions(set(RESIZE_POLICIES))],
         "interpolation": [StrOptions(set(INTERPOLATIONS))],
         "n_jobs": [Integral, None],
+        "cache_dir": [str, os.PathLike, None],
     }
 
-    def __init__(self, size=224, *, resize="stretch", interpolation="bilinear", n_jobs=None):
+    def __init__(
+        self,
+        size=224,
+        *,
+        resize="stretch",
+        interpolation="bilinear",
+        n_jobs=None,
+        cache_dir=None,
+    ):
         self.size = size
         self.resize = resize
         self.interpolation = interpolation
         self.n_jobs = n_jobs
+        self.cache_dir = cache_dir
 
     def fit(self, X=None, y=None):
         """Validate the parameters; nothing is learned.
@@ -293,7 +492,8 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         Returns
         -------
         images : ndarray of shape (n_samples, height, width, 3), dtype uint8
-            C-contiguous.
+            C-contiguous; a copy-on-write :class:`numpy.memmap` of the cache entry when
+            ``cache_dir`` is set and ``X`` is a list of file paths.
 
         Raises
         ------
@@ -301,6 +501,15 @@ class ImageLoader(TransformerMixin, BaseEstimator):
             Listing every input that could not be loaded.
         """
         self._validate_params()
+        if self.cache_dir is not None:
+            items = _as_items(X)
+            keys = [_file_key(item) for item in items]
+            if items and None not in keys:  # only existing files; the rest as usual
+                cache = _DiskCache(
+                    self.cache_dir, _as_size(self.size), self.resize, self.interpolation
+                )
+                return cache.load(items, keys, self.n_jobs)
+            X = items
         out, errors = _load_all(X, self.size, self.resize, self.interpolation, self.n_jobs)
         if errors:
             raise ImageLoadError(errors)

@@ -51,7 +51,7 @@ class TransferClassifier(ImageClassifier):
     Parameters
     ----------
     backbone : str, default="alexnet"
-        Any torchvision classification model, a name of :func:`list_backbones`
+        Any torchvision classification model, a name of :func:`~sk_animals.transfer.list_backbones`
         (``torchvision.models.list_models(module=torchvision.models)``): ``alexnet``
         (the paper's), ``squeezenet1_1``, ``resnet50``, ``efficientnet_b3``,
         ``convnext_tiny``, ``vit_b_16``... Its last layer is the one producing the
@@ -70,7 +70,7 @@ class TransferClassifier(ImageClassifier):
         MobileNet, EfficientNet, ConvNeXt and Swin, of ``trunk_output`` for RegNet, of
         ``encoder.layers`` for ViT, of the model itself for ResNet (``conv1``,
         ``bn1``, ``relu``, ``maxpool``, ``layer1``...); see
-        :func:`~sk_animals._backbones.backbone_spec`. Frozen batch-norm layers keep
+        ``backbone_spec``. Frozen batch-norm layers keep
         their ImageNet statistics.
     head_lr_factor : float, default=20
         The new head learns at ``head_lr_factor * lr`` (MATLAB's
@@ -237,7 +237,7 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     Parameters
     ----------
     backbone : str, default="alexnet"
-        A name of :func:`list_backbones`.
+        A name of :func:`~sk_animals.transfer.list_backbones`.
     weights : str, path-like, torchvision weights enum or None, default="DEFAULT"
         As in :class:`TransferClassifier`.
     batch_size : int, default=64

@@ -159,3 +159,8 @@ def test_transfer_approach_with_weights_file(folder, tmp_path):
     clf = TransferClassifier("squeezenet1_1", weights=weights, max_epochs=1, verbose=0)
     result = compare(folder, [approach("transfer", clf, 48, per_class=10)], cv=0, verbose=0)
     assert result.approaches[0].weights == str(weights)
+
+
+def test_protocols_pass_the_decode_cache_to_their_loaders(tmp_path):
+    for approach in [*paper_protocol(cache_dir=tmp_path), *demo_protocol(cache_dir=tmp_path)]:
+        assert approach.pipeline[0].cache_dir == tmp_path

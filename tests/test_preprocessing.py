@@ -1,4 +1,5 @@
 import io
+import os
 import pickle
 import struct
 import zlib
@@ -255,3 +256,160 @@ def test_real_photos_load(shared):
     X = ImageLoader(size=100, n_jobs=2).transform(data.data)
     assert X.shape == (160, 100, 100, 3)
     assert 40 < X.mean() < 200 and X.std() > 30  # real, varied pictures, not blank
+
+
+# -- the on-disk cache of decoded images
+@pytest.fixture
+def photo_files(tmp_path):
+    """Four small JPEG and PNG files of different colours, in a folder of their own."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    paths = []
+    for i, colour in enumerate([RED, BLUE, (20, 200, 20), (200, 200, 20)]):
+        path = folder / f"{i}.{'jpg' if i % 2 else 'png'}"
+        Image.new("RGB", (30 + i, 20), colour).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """Count the images actually decoded (the real decoder, counted)."""
+    import sk_animals.preprocessing as preprocessing
+
+    calls = []
+    real = preprocessing._decode
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(preprocessing, "_decode", counted)
+    return calls
+
+
+def _entries(cache_dir):
+    return sorted(cache_dir.rglob("*.npy"))
+
+
+def test_cache_second_transform_reads_back_without_decoding(tmp_path, photo_files, decodes):
+    expected = ImageLoader(size=16).transform(photo_files)
+    decodes.clear()
+    loader = ImageLoader(size=16, cache_dir=tmp_path / "cache")
+    first = loader.transform(photo_files)
+    assert len(decodes) == 4
+    second = loader.transform([str(p) for p in photo_files])  # str or Path: same files
+    assert len(decodes) == 4  # nothing decoded again
+    for X in (first, second):
+        np.testing.assert_array_equal(X, expected)
+        assert isinstance(X, np.memmap) and X.mode == "c" and X.flags.c_contiguous
+    first[:] = 0  # copy-on-write: the entry on disk is not changed
+    np.testing.assert_array_equal(loader.transform(photo_files), expected)
+    assert len(_entries(tmp_path / "cache")) == 1
+    # a new list reuses the rows it shares with earlier lists: only the new file is decoded
+    Image.new("RGB", (9, 9), (1, 2, 3)).save(photo_files[0].with_name("new.png"))
+    X = loader.transform([photo_files[2], photo_files[0].with_name("new.png"), photo_files[1]])
+    assert len(decodes) == 5
+    np.testing.assert_array_equal(X[[0, 2]], expected[[2, 1]])
+    np.testing.assert_array_equal(X[1], np.broadcast_to((1, 2, 3), (16, 16, 3)))
+
+
+def test_cache_rereads_a_modified_source_file(tmp_path, photo_files, decodes):
+    loader = ImageLoader(size=8, cache_dir=tmp_path / "cache")
+    assert loader.transform(photo_files)[0, 0, 0].tolist() == list(RED)
+    st = photo_files[0].stat()
+    Image.new("RGB", (30, 20), BLUE).save(photo_files[0])  # same size in bytes, maybe
+    os.utime(photo_files[0], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    decodes.clear()
+    X = loader.transform(photo_files)
+    assert len(decodes) == 1  # only the modified file; the others are reused
+    assert X[0, 0, 0].tolist() == list(BLUE)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "wrong shape", "wrong dtype", "sidecar"])
+def test_cache_rebuilds_a_damaged_entry(tmp_path, photo_files, decodes, damage):
+    cache_dir = tmp_path / "cache"
+    loader = ImageLoader(size=8, cache_dir=cache_dir)
+    expected = np.array(loader.transform(photo_files))
+    (npy,) = _entries(cache_dir)
+    if damage == "truncate":
+        with open(npy, "r+b") as f:
+            f.truncate(npy.stat().st_size - 10)
+    elif damage == "wrong shape":
+        np.save(npy, np.zeros((4, 8, 4, 3), np.uint8))
+    elif damage == "wrong dtype":
+        np.save(npy, np.zeros((4, 8, 8, 3), np.int8))
+    else:
+        npy.with_suffix(".json").write_text("{not json")
+    decodes.clear()
+    X = loader.transform(photo_files)
+    assert len(decodes) == 4  # rebuilt from the sources, not read from the damaged entry
+    np.testing.assert_array_equal(X, expected)
+    decodes.clear()
+    np.testing.assert_array_equal(loader.transform(photo_files), expected)
+    assert not decodes  # and the rebuilt entry is used next time
+    assert not list(cache_dir.rglob("*.tmp"))  # no temporary files left behind
+
+
+def test_cache_keys_on_every_setting(tmp_path, photo_files, decodes):
+    cache_dir = tmp_path / "cache"
+    settings = [
+        {"size": 8},
+        {"size": (8, 10)},
+        {"size": 8, "resize": "pad"},
+        {"size": 8, "interpolation": "nearest"},
+    ]
+    for params in settings:
+        cached = ImageLoader(cache_dir=cache_dir, **params).transform(photo_files)
+        np.testing.assert_array_equal(cached, ImageLoader(**params).transform(photo_files))
+    assert len(decodes) == 2 * 4 * len(settings)  # each setting decoded its own copy
+    assert len(_entries(cache_dir)) == len(settings)
+
+
+def test_cache_bypassed_for_non_paths_and_bad_files(tmp_path, photo_files, bad_files):
+    cache_dir = tmp_path / "cache"
+    loader = ImageLoader(size=8, cache_dir=cache_dir)
+    items = [photo_files[0], photo_files[1].read_bytes(), np.zeros((4, 4, 3), np.uint8)]
+    X = loader.transform(items)
+    assert type(X) is np.ndarray and X.shape == (3, 8, 8, 3)
+    good, bad = bad_files
+    with pytest.raises(ImageLoadError) as info:
+        loader.transform([good, *bad])
+    assert len(info.value.errors) == len(bad)
+    assert not cache_dir.exists() or not _entries(cache_dir)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")  # exists, fails to decode
+    with pytest.raises(ImageLoadError, match="broken.jpg"):
+        loader.transform([photo_files[0], tmp_path / "broken.jpg"])
+    assert not _entries(cache_dir) and not list(cache_dir.rglob("*.tmp"))
+
+
+def test_cache_dir_is_a_parameter(tmp_path):
+    loader = ImageLoader(16, cache_dir=tmp_path)
+    assert loader.get_params()["cache_dir"] == tmp_path
+    assert clone(loader).cache_dir == tmp_path
+    assert pickle.loads(pickle.dumps(loader)).get_params() == loader.get_params()
+    with pytest.raises(InvalidParameterError, match="cache_dir"):
+        ImageLoader(cache_dir=3).fit()
+
+
+def test_cached_memmap_trains_a_scratch_pipeline(tmp_path, shapes, decodes):
+    from sk_animals.scratch import ScratchCNNClassifier
+
+    images, y = shapes
+    paths = []
+    for i, image in enumerate(images[:32]):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(image).save(paths[-1])
+    y = y[:32]
+    pipe = make_pipeline(
+        ImageLoader(size=16, cache_dir=tmp_path / "cache"),
+        ScratchCNNClassifier(max_epochs=1, width=4, batch_size=8, random_state=0, verbose=0),
+    )
+    pipe.fit(paths, y)
+    decodes.clear()
+    predicted = pipe.predict(paths)  # read back from the cache: no decoding
+    assert not decodes and predicted.shape == (32,)
+    assert set(predicted) <= set(y)
+    plain = make_pipeline(ImageLoader(size=16), clone(pipe[-1])).fit(paths, y)
+    np.testing.assert_array_equal(plain.predict_proba(paths), pipe.predict_proba(paths))
+    assert pickle.loads(pickle.dumps(pipe))[0].cache_dir == tmp_path / "cache"
