@@ -6,7 +6,7 @@ fitted (scratch at 100 px, squeezenet1_1 with the shared ImageNet weights at 224
 each is retrained at every budget of images per class and scored on the same test set.
 Prints the verdict, the curve and the audit counts; writes the report to
 ``benchmarks/results/budget_cifar``. Run: ``python benchmarks/bench_budget_cifar.py
-[--budgets 25,100,500]`` (about 40 minutes on 2 cores with the default budgets).
+[--budgets 25,100,500] [--per-class N]`` (over an hour on 2 cores with the defaults).
 """
 
 import argparse
@@ -21,12 +21,16 @@ from sk_animals.evaluation import compare, paper_protocol
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", default="25,100,500")
+    parser.add_argument(
+        "--per-class", type=int, default=None, help="both approaches' own budget (paper: 1500/500)"
+    )
     args = parser.parse_args()
     shared = require_shared()
     budgets = [int(b) for b in args.budgets.split(",")]
     approaches = paper_protocol(
         backbone="squeezenet1_1",
         weights=shared / "weights" / "squeezenet1_1-imagenet1k.pth",
+        per_class=args.per_class,
         device="cpu",
     )
     start = time.perf_counter()
