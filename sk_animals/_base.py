@@ -24,7 +24,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping, EpochTimer, PassthroughScoring, PrintLog, ProgressBar
-from skorch.dataset import ValidSplit, unpack_data
+from skorch.dataset import ValidSplit, get_len, unpack_data
 from torch import nn
 
 from ._callbacks import IterationLRSchedule, IterationScores
@@ -361,6 +361,50 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
         if isinstance(split, Real):
             split = ValidSplit(float(split), stratified=True, random_state=self._seed())
         return split(dataset, y, **fit_params)
+
+    def get_params_for(self, prefix):
+        params = super().get_params_for(prefix)
+        if prefix.startswith("iterator_") and torch.device(self.device).type == "cuda":
+            params.setdefault("pin_memory", True)  # asynchronous copies of the uint8 batches
+        return params
+
+    # -- the epoch loop: per-batch values stay on the device until the epoch ends
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """skorch's epoch loop without waiting for the device at every batch.
+
+        skorch reads each batch's loss back to the host (``.item()``), which makes the
+        host wait for the device at every iteration. Here the losses, and what the
+        callbacks record with :meth:`record_later`, stay on the device and are read
+        back together when the epoch ends (also when it is interrupted), before any
+        ``on_epoch_end`` callback looks at them.
+        """
+        if iterator is None:
+            return
+        self._pending_ = []
+        batch_count = 0
+        try:
+            for batch in iterator:
+                self.notify("on_batch_begin", batch=batch, training=training)
+                step = step_fn(batch, **fit_params)
+                self.record_later(prefix + "_loss", step["loss"])
+                self.history.record_batch(prefix + "_batch_size", get_len(batch[0]))
+                self.notify("on_batch_end", batch=batch, training=training, **step)
+                batch_count += 1
+        finally:
+            self.read_back()
+        self.history.record(prefix + "_batch_count", batch_count)
+
+    def record_later(self, key, value):
+        """Record a scalar tensor in the history's current batch when it is read back."""
+        self._pending_.append((self.history[-1]["batches"][-1], key, value.detach()))
+
+    def read_back(self):
+        """Write the pending values into the history, with one copy from the device."""
+        pending, self._pending_ = getattr(self, "_pending_", []), []
+        if pending:
+            values = torch.stack([value.float() for *_, value in pending]).tolist()
+            for (batch, key, _), value in zip(pending, values, strict=True):
+                batch[key] = value
 
     def infer(self, x, **fit_params):
         """Move a uint8 NHWC batch to the device, convert, augment, normalise, forward."""

@@ -18,9 +18,11 @@ class IterationScores(Callback):
     when the net's ``validation_frequency`` is set, ``valid_loss`` and ``valid_acc`` on
     the training batch after which the whole validation set was scored, as MATLAB's
     ``ValidationFrequency`` does. Accuracy of a training batch is measured in training
-    mode, as MATLAB's mini-batch accuracy is. A loss that is not finite stops training
-    with a :class:`FloatingPointError` naming the epoch. The validation set is held only
-    while training, never in a fitted (or pickled) net.
+    mode, as MATLAB's mini-batch accuracy is. The per-batch values stay on the device
+    and are read back once per epoch (see ``ImageClassifier.run_single_epoch``). A loss
+    that is not finite stops training at the end of its epoch with a
+    :class:`FloatingPointError` naming the epoch and the iteration. The validation set
+    is held only while training, never in a fitted (or pickled) net.
     """
 
     def on_train_begin(self, net, **kwargs):
@@ -31,32 +33,27 @@ class IterationScores(Callback):
 
     def on_epoch_begin(self, net, dataset_valid=None, **kwargs):
         self.dataset_valid_ = dataset_valid
-        self.correct_ = {True: 0, False: 0}
+        self.correct_ = {True: 0, False: 0}  # device tensors once counted: no waiting
         self.seen_ = {True: 0, False: 0}
+        self.first_iteration_ = self.iteration_ + 1
 
     def on_train_end(self, net, **kwargs):
         self.dataset_valid_ = None  # a fitted net holds parameters, never data
 
     @staticmethod
     def _count(batch, y_pred):
-        """(correct predictions, batch size) of one batch."""
+        """(correct predictions as a device tensor, batch size) of one batch."""
         yi = unpack_data(batch)[1].to(y_pred.device)
-        return (y_pred.argmax(1) == yi).sum().item(), len(yi)
+        return (y_pred.argmax(1) == yi).sum(), len(yi)
 
     def on_batch_end(self, net, batch, training, y_pred=None, loss=None, **kwargs):
         correct, n = self._count(batch, y_pred)
-        self.correct_[training] += correct
+        self.correct_[training] = self.correct_[training] + correct
         self.seen_[training] += n
-        net.history.record_batch("train_acc" if training else "valid_acc", correct / n)
+        net.record_later("train_acc" if training else "valid_acc", correct / n)
         if not training:
             return
         self.iteration_ += 1
-        value = net.history[-1, "batches", -1, "train_loss"]
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"the training loss became {value} in epoch {len(net.history)} (iteration "
-                f"{self.iteration_}); lr={net.lr!r} is probably too large: lower it"
-            )
         k = net.validation_frequency
         if k and self.dataset_valid_ is not None and self.iteration_ % k == 0:
             loss, acc = self._validate(net)
@@ -68,15 +65,29 @@ class IterationScores(Callback):
         for batch in net.get_iterator(self.dataset_valid_, training=False):
             step = net.validation_step(batch)
             batch_correct, n = self._count(batch, step["y_pred"])
-            loss += step["loss"].item() * n
-            correct += batch_correct
+            loss = loss + step["loss"].detach().float() * n
+            correct = correct + batch_correct
             seen += n
+        loss, correct = torch.stack([loss, correct.float()]).tolist()
         return loss / seen, correct / seen
 
+    def _check_finite(self, net):
+        losses = net.history[-1, "batches", :, "train_loss"]
+        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+        if bad is not None:
+            raise FloatingPointError(
+                f"the training loss became {losses[bad]} in epoch {len(net.history)} "
+                f"(iteration {self.first_iteration_ + bad}); lr={net.lr!r} is probably too "
+                "large: lower it"
+            )
+
     def on_epoch_end(self, net, **kwargs):
+        if self.seen_[True]:
+            self._check_finite(net)
         for training, name in ((True, "train_acc"), (False, "valid_acc")):
             if self.seen_[training]:
-                net.history.record(name, self.correct_[training] / self.seen_[training])
+                correct = int(self.correct_[training])
+                net.history.record(name, correct / self.seen_[training])
         if self.seen_[False]:
             acc = net.history[-1, "valid_acc"]
             net.history.record("valid_acc_best", bool(acc > self.best_))

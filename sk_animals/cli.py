@@ -55,6 +55,14 @@ def _count(minimum):
     return parse
 
 
+def _jobs(text):
+    """An argparse type: joblib's ``n_jobs``, a positive count or -1 for all cores."""
+    value = _count(-1)(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be a positive count or -1 (all cores), got 0")
+    return value
+
+
 def _budgets(text):
     """An argparse type: comma-separated images-per-class budgets."""
     try:
@@ -205,6 +213,7 @@ def _compare(args):
             budgets=args.budgets,
             dedupe=args.dedupe,
             random_state=args.seed,
+            n_jobs=args.n_jobs,
             on_approach=save,
             verbose=0 if args.quiet else 1,
         )
@@ -447,6 +456,12 @@ def build_parser():
         type=_budgets,
         default=None,
         help="images-per-class budgets for the data-budget curve, e.g. 10,25,50,100",
+    )
+    c.add_argument(
+        "--n-jobs",
+        type=_jobs,
+        default=None,
+        help="fits run at once: cross-validation folds and budget points (-1: all cores)",
     )
     c.add_argument(
         "--dedupe",

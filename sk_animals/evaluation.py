@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
@@ -549,17 +550,19 @@ def _say(prefix, verbose, message):
         print(f"{prefix}: {message}", flush=True)
 
 
-def _shown(clf, label, verbose):
-    """A clone of ``clf`` that draws a live progress line when run in a terminal."""
+def _shown(clf, label, verbose, n_jobs=None):
+    """A clone of ``clf`` that draws a live progress line when run here, in a terminal."""
     clf = clone(clf)
-    if verbose and sys.stderr.isatty():
+    if verbose and n_jobs in (None, 1) and sys.stderr.isatty():
         from ._callbacks import ProgressLine
 
         clf.set_params(callbacks=[*(clf.callbacks or []), ("progress", ProgressLine(label))])
     return clf
 
 
-def _run(approach, paths, labels, test, cv, validation_fraction, random_state, say, verbose):
+def _run(
+    approach, paths, labels, test, cv, validation_fraction, random_state, say, verbose, n_jobs
+):
     """Cross-validate one approach, fit it watching the validation set, score the test set."""
     keep = sample_per_class(labels, approach.per_class, random_state=random_state)
     paths, labels = paths[keep], labels[keep]
@@ -578,9 +581,15 @@ def _run(approach, paths, labels, test, cv, validation_fraction, random_state, s
     if cv:
         say(f"cross-validating, {cv} stratified folds")
         folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
-        fold = _shown(clf, f"{approach.name}: cv fold", verbose)
+        fold = _shown(clf, f"{approach.name}: cv fold", verbose, n_jobs)
         scores = cross_validate(
-            fold, X_train, y_train, cv=folds, return_train_score=True, error_score="raise"
+            fold,
+            X_train,
+            y_train,
+            cv=folds,
+            return_train_score=True,
+            error_score="raise",
+            n_jobs=n_jobs,
         )
         cv_scores = CVScores(
             folds=cv,
@@ -672,24 +681,36 @@ def _test_scores(pipeline, test, n_bins=10):
     }
 
 
-def _budget_curve(approach, paths, labels, test, budgets, random_state, say, verbose):
+def _fit_score(clf, X, y, X_test, y_test):
+    """Fit ``clf`` and the accuracy interval of its test predictions (one joblib task)."""
+    return accuracy_interval(y_test, clf.fit(X, y).predict(X_test))
+
+
+def _budget_curve(approach, paths, labels, test, budgets, random_state, say, verbose, n_jobs):
     """Test accuracy of ``approach`` trained on nested per-class budgets of the pool."""
     smallest = int(np.unique(labels, return_counts=True)[1].min())
-    X_test = approach.pipeline[:-1].transform(test.data)
-    points = []
-    for per_class in sorted(budgets):
-        with warnings.catch_warnings():  # capping is said in the result instead
-            warnings.simplefilter("ignore", UserWarning)
-            keep = sample_per_class(labels, per_class, random_state=random_state)
-        say(f"budget {per_class} per class: training on {len(keep)} images")
-        X = approach.pipeline[:-1].transform(paths[keep])
-        label = f"{approach.name}: budget {per_class}/class"
-        clf = _shown(approach.classifier, label, verbose).fit(X, labels[keep])
-        accuracy, ci95 = accuracy_interval(test.target, clf.predict(X_test))
-        points.append(
-            BudgetPoint(approach.name, per_class, len(keep), per_class > smallest, accuracy, ci95)
+    loader = approach.pipeline[:-1]
+    with warnings.catch_warnings():  # capping is said in the result instead
+        warnings.simplefilter("ignore", UserWarning)
+        keeps = {b: sample_per_class(labels, b, random_state=random_state) for b in budgets}
+    used = np.unique(np.concatenate(list(keeps.values())))  # nested: the largest budget
+    say(f"budgets {', '.join(map(str, sorted(keeps)))} per class: loading {len(used)} images")
+    X, X_test = loader.transform(paths[used]), loader.transform(test.data)
+    tasks = {b: np.searchsorted(used, keep) for b, keep in sorted(keeps.items())}
+    scores = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_score)(
+            _shown(approach.classifier, f"{approach.name}: budget {b}/class", verbose, n_jobs),
+            X[rows],
+            labels[used][rows],
+            X_test,
+            test.target,
         )
-    return points
+        for b, rows in tasks.items()
+    )
+    return [
+        BudgetPoint(approach.name, b, len(rows), b > smallest, accuracy, ci95)
+        for (b, rows), (accuracy, ci95) in zip(tasks.items(), scores, strict=True)
+    ]
 
 
 def _dedupe(data, say):
@@ -713,6 +734,7 @@ def compare(
     audit=True,
     dedupe=False,
     random_state=0,
+    n_jobs=None,
     on_approach=None,
     verbose=1,
 ):
@@ -753,6 +775,12 @@ def compare(
         Keep one image of each duplicate group before any split.
     random_state : int, default=0
         Seeds the test split, sampling, splitting and folds.
+    n_jobs : int, default=None
+        Fits run at once: the folds of each cross-validation and the points of the
+        budget curve are independent fits, run through joblib. Under
+        ``joblib.parallel_backend("dask")`` with a ``dask.distributed`` client they
+        spread over the cluster's workers (see the "Scaling up" guide). Every fit is
+        seeded, so the results do not depend on ``n_jobs``.
     on_approach : callable, default=None
         Called as ``on_approach(result, name)`` after each approach finishes, e.g.
         ``lambda result, name: result.save(out, [name])``, so that an interruption
@@ -811,10 +839,19 @@ def compare(
             random_state,
             say,
             verbose,
+            n_jobs,
         )
         if budgets:
             result.budget_curve += _budget_curve(
-                approach, paths[pool], labels[pool], test, budgets, random_state, say, verbose
+                approach,
+                paths[pool],
+                labels[pool],
+                test,
+                budgets,
+                random_state,
+                say,
+                verbose,
+                n_jobs,
             )
         result.approaches.append(record)
         result.pipelines[approach.name] = pipeline

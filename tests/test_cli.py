@@ -201,6 +201,8 @@ def _weights_files(tmp):
         (["--cv", "-2"], "--cv"),
         (["--test-size", "1.5"], "--test-size"),
         (["--budgets", "10,x"], "--budgets"),
+        (["--n-jobs", "0"], "--n-jobs"),
+        (["--n-jobs", "-3"], "--n-jobs"),
         (["--device", "cuda:7"], "--device"),
         (["--device", "nonsense"], "--device"),
     ],

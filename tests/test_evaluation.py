@@ -164,3 +164,34 @@ def test_transfer_approach_with_weights_file(folder, tmp_path):
 def test_protocols_pass_the_decode_cache_to_their_loaders(tmp_path):
     for approach in [*paper_protocol(cache_dir=tmp_path), *demo_protocol(cache_dir=tmp_path)]:
         assert approach.pipeline[0].cache_dir == tmp_path
+
+
+def _numbers(result):
+    """What a comparison reports, without timings."""
+    return (
+        [(r.cv.scores, r.test_predicted, r.validation_predicted) for r in result.approaches],
+        [(p.per_class, p.test_accuracy) for p in result.budget_curve],
+    )
+
+
+def test_folds_and_budgets_on_a_dask_cluster_match_a_serial_run(folder):
+    distributed = pytest.importorskip(
+        "distributed", reason="no dask.distributed: pip install sk-animals[dask]"
+    )
+    from joblib import parallel_backend
+
+    approaches = [approach("small", fast(), 32, per_class=15)]
+    kwargs = dict(cv=2, budgets=[5, 10], audit=False, verbose=0)
+    serial = compare(folder, approaches, n_jobs=1, **kwargs)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+        parallel_backend("dask"),
+        distributed.get_task_stream(client) as tasks,
+    ):
+        spread = compare(folder, approaches, n_jobs=2, **kwargs)
+    workers = {t["worker"] for t in tasks.data}
+    assert len(tasks.data) >= 4 and len(workers) == 2  # 2 folds and 2 budgets, both workers
+    assert _numbers(spread) == _numbers(serial)
