@@ -28,7 +28,14 @@ from skorch.dataset import ValidSplit, get_len, unpack_data
 from torch import nn
 
 from ._callbacks import IterationLRSchedule, IterationScores
-from ._tensors import augment, channel_stats, check_images, resolve_device, to_network_input
+from ._tensors import (
+    MappedPages,
+    augment,
+    channel_stats,
+    check_images,
+    resolve_device,
+    to_network_input,
+)
 
 __all__ = ["ImageClassifier", "MixedPrecisionMixin", "check_images"]
 
@@ -49,6 +56,9 @@ SHARED_PARAMETERS = """\
     random_translate : float, default=0.0
         Training-time random translation by up to this fraction of the width and
         height, in both directions, filling with the mean colour (RandX/YTranslation).
+    tta : bool, default=False
+        Test-time augmentation: outside training, the network's outputs for each image
+        and its horizontal mirror are averaged (predictions take twice as long).
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, as in scikit-learn.
     lr_schedule : {None, "onecycle", "cosine"}, default=None
@@ -56,6 +66,10 @@ SHARED_PARAMETERS = """\
         ``lr`` is its peak.
     precision : {"fp32", "bf16", "fp16"}, default="fp32"
         Mixed-precision autocast for the forward pass (fp16 with gradient scaling).
+    channels_last : bool, default=False
+        Keep the network's weights in channels-last memory order, the order the image
+        batches already have; with ``precision="bf16"`` the fast layout for
+        convolutions on recent GPUs.
     device : str or torch.device, default="auto"
         ``"auto"`` uses CUDA when available, else the CPU.
     random_state : int, RandomState instance or None, default=None
@@ -84,6 +98,13 @@ SHARED_ATTRIBUTES = """\
         As in skorch; ``history_`` holds ``train_loss`` and ``train_acc`` for every
         iteration (``history_[:, "batches"]``) and per epoch. A fit cut short records
         ``stopped`` (``"interrupted"`` or ``"early_stopping"``) in its last epoch."""
+
+
+def _images_of(dataset):
+    """The image array behind a skorch dataset (or a torch ``Subset`` of one)."""
+    while isinstance(dataset, torch.utils.data.Subset):
+        dataset = dataset.dataset
+    return getattr(dataset, "X", None)
 
 
 def shared_docs(cls):
@@ -173,9 +194,11 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
         validation_frequency=None,
         random_flip=False,
         random_translate=0.0,
+        tta=False,
         class_weight=None,
         lr_schedule=None,
         precision="fp32",
+        channels_last=False,
         device="auto",
         random_state=None,
         verbose=1,
@@ -197,9 +220,11 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
         self.validation_frequency = validation_frequency
         self.random_flip = random_flip
         self.random_translate = random_translate
+        self.tta = tta
         self.class_weight = class_weight
         self.lr_schedule = lr_schedule
         self.precision = precision
+        self.channels_last = channels_last
         self.random_state = random_state
 
     _parameter_constraints = {
@@ -210,9 +235,11 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
         "validation_frequency": [None, Interval(Integral, 1, None, closed="left")],
         "random_flip": ["boolean"],
         "random_translate": [Interval(Real, 0, 0.5, closed="left")],
+        "tta": ["boolean"],
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "lr_schedule": [None, StrOptions({"onecycle", "cosine"})],
         "precision": [StrOptions(set(PRECISIONS))],
+        "channels_last": ["boolean"],
         "device": [str, torch.device, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -317,6 +344,8 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
     def initialize_module(self):
         kwargs = {**self._module_kwargs(), **self.get_params_for("module")}
         self.module_ = self.initialized_instance(self.module, kwargs)
+        if self.channels_last:
+            self.module_ = self.module_.to(memory_format=torch.channels_last)
         return self
 
     def _optimizer_defaults(self):
@@ -376,11 +405,15 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
         host wait for the device at every iteration. Here the losses, and what the
         callbacks record with :meth:`record_later`, stay on the device and are read
         back together when the epoch ends (also when it is interrupted), before any
-        ``on_epoch_end`` callback looks at them.
+        ``on_epoch_end`` callback looks at them. When the images are a memory map (an
+        ``ImageLoader`` cache entry, a ``.npy`` opened with ``mmap_mode``), the pages
+        read are released as the epoch goes (:class:`~sk_animals._tensors.MappedPages`),
+        so a data set larger than memory trains with bounded resident memory.
         """
         if iterator is None:
             return
         self._pending_ = []
+        pages = MappedPages(_images_of(iterator.dataset))
         batch_count = 0
         try:
             for batch in iterator:
@@ -389,9 +422,11 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
                 self.record_later(prefix + "_loss", step["loss"])
                 self.history.record_batch(prefix + "_batch_size", get_len(batch[0]))
                 self.notify("on_batch_end", batch=batch, training=training, **step)
+                pages.read(batch[0].nbytes)
                 batch_count += 1
         finally:
             self.read_back()
+            pages.release()
         self.history.record(prefix + "_batch_count", batch_count)
 
     def record_later(self, key, value):
@@ -409,10 +444,15 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
     def infer(self, x, **fit_params):
         """Move a uint8 NHWC batch to the device, convert, augment, normalise, forward."""
         x = to_network_input(x, self.mean_, self.std_, self.device)
-        if self.module_.training:
+        training = self.module_.training
+        if training:
             x = augment(x, flip=self.random_flip, translate=self.random_translate)
+        mirrored = self.tta and not training
+        if mirrored:
+            x = torch.cat([x, x.flip(3)])
         with self._autocast(x.device.type):
-            return self.module_(x, **fit_params).float()
+            out = self.module_(x, **fit_params).float()
+        return out.view(2, -1, *out.shape[1:]).mean(0) if mirrored else out
 
     # -- seeding
     def _seed(self):

@@ -3,12 +3,21 @@
 No scikit-learn and no skorch here: the estimators in :mod:`sk_animals._base` call these.
 """
 
+import mmap
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import sparse
 
-__all__ = ["augment", "channel_stats", "check_images", "resolve_device", "to_network_input"]
+__all__ = [
+    "augment",
+    "channel_stats",
+    "check_images",
+    "MappedPages",
+    "resolve_device",
+    "to_network_input",
+]
 
 
 def resolve_device(device):
@@ -103,3 +112,41 @@ def augment(x, *, flip=False, translate=0.0):
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     return x
+
+
+class MappedPages:
+    """Keep the resident memory of a memory-mapped image array bounded while reading it.
+
+    Pages of a :class:`numpy.memmap` that have been read stay in the process's resident
+    memory until the kernel needs them back, so a pass over a data set larger than
+    memory looks like it holds all of it. :meth:`read` counts the bytes read and, every
+    ``limit`` bytes, tells the kernel that the mapped pages are not needed
+    (``MADV_DONTNEED``): they are dropped from the process and read again from the
+    file (or the page cache) when next used. For anything but a memmap it does nothing.
+
+    Parameters
+    ----------
+    X : array-like
+        The data being read, e.g. the ``X`` of a skorch dataset.
+    limit : int, default=256 MiB
+        Bytes read between releases: the bound on the mapped pages kept resident.
+    """
+
+    def __init__(self, X, limit=256 * 2**20):
+        while X is not None and getattr(X, "_mmap", None) is None:
+            X = getattr(X, "base", None)  # np.asarray(memmap) is a plain view of it
+        self.mapping = None if X is None else X._mmap
+        self.limit = limit
+        self.unreleased = 0
+
+    def read(self, nbytes):
+        if self.mapping is None:
+            return
+        self.unreleased += nbytes
+        if self.unreleased >= self.limit:
+            self.release()
+
+    def release(self):
+        if self.mapping is not None and hasattr(self.mapping, "madvise"):
+            self.mapping.madvise(mmap.MADV_DONTNEED)
+        self.unreleased = 0

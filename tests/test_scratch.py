@@ -1,6 +1,7 @@
 import pickle
 import re
 import warnings
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -365,3 +366,83 @@ def test_other_optimizers_need_no_momentum(shapes):
     clf = tiny(optimizer=torch.optim.Adam, lr=1e-3).fit(X, y)
     assert isinstance(clf.optimizer_, torch.optim.Adam)
     assert "optimizer__momentum" not in clf.get_params()
+
+
+def test_tta_averages_each_image_and_its_mirror(shapes):
+    X, y = shapes
+    clf = tiny().fit(X, y)
+    mirrored = np.ascontiguousarray(X[:, :, ::-1])
+    logits = (clf.forward(X) + clf.forward(mirrored)) / 2
+    clf.set_params(tta=True)
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba, torch.softmax(logits, 1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(proba, clf.predict_proba(mirrored), atol=1e-5)
+    assert not np.allclose(proba, clf.set_params(tta=False).predict_proba(X), atol=1e-3)
+
+
+def test_channels_last_weights_train_alike(shapes):
+    X, y = shapes
+    plain = tiny(max_epochs=1).fit(X, y)
+    fast = tiny(max_epochs=1, channels_last=True).fit(X, y)
+    conv = fast.module_.blocks[0][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(fast.predict_proba(X), plain.predict_proba(X), atol=1e-4)
+
+
+def test_batches_are_pinned_only_for_cuda():
+    assert "pin_memory" not in tiny(device="cpu").get_params_for("iterator_train")
+    cuda = tiny(device="cuda")
+    assert cuda.get_params_for("iterator_train")["pin_memory"] is True
+    assert cuda.get_params_for("iterator_valid")["pin_memory"] is True
+    mine = tiny(device="cuda", iterator_train__pin_memory=False)
+    assert mine.get_params_for("iterator_train")["pin_memory"] is False
+
+
+def test_batch_values_are_read_back_once_per_epoch(shapes, monkeypatch):
+    X, y = shapes
+    reads = []
+    item, tolist = torch.Tensor.item, torch.Tensor.tolist
+    monkeypatch.setattr(torch.Tensor, "item", lambda t: reads.append("item") or item(t))
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda t: reads.append("tolist") or tolist(t))
+    clf = tiny(max_epochs=2, batch_size=2, train_split=0.25).fit(X, y)
+    monkeypatch.undo()
+    batches = [b for epoch in clf.history_ for b in epoch["batches"]]
+    assert len(batches) > 100
+    assert all(isinstance(b.get("train_loss", b.get("valid_loss")), float) for b in batches)
+    assert all(isinstance(b.get("train_acc", b.get("valid_acc")), float) for b in batches)
+    assert len(reads) <= 8 * clf.max_epochs, reads  # a few per epoch, not one per batch
+
+
+def _resident_mb(path):
+    """Resident MB of this process's mappings of ``path``, from /proc/self/smaps."""
+    resident, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            resident += int(line.split()[1])
+    return resident / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's smaps")
+def test_a_memory_mapped_data_set_does_not_stay_resident(shapes, tmp_path):
+    X, y = shapes
+    path = tmp_path / "images.npy"
+    big = np.lib.format.open_memmap(path, "w+", np.uint8, (len(X) * 40, *X.shape[1:]))
+    big[:] = np.tile(X, (40, 1, 1, 1))
+    del big
+    mapped = np.load(path, mmap_mode="c")  # as ImageLoader's cache opens entries
+    size_mb = mapped.nbytes / 2**20
+    assert int(mapped[::7].sum()) > 0 and _resident_mb(path) > 0.1 * size_mb  # reading maps
+    tiny(max_epochs=1).fit(mapped, np.tile(y, 40))
+    assert _resident_mb(path) < 0.05 * size_mb
+
+
+def test_residual_network_as_module(shapes):
+    from sk_animals._networks import ResidualCNN
+
+    X, y = shapes
+    clf = tiny(module=ResidualCNN, width=4, depth=2, max_epochs=6, lr=0.1).fit(X, y)
+    assert isinstance(clf.module_, ResidualCNN) and clf.score(X, y) > 0.7
+    with pytest.raises(ValueError, match="at least 32 pixels or a smaller depth"):
+        ResidualCNN(2, (24, 24), depth=4)
