@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +79,7 @@ def timed(fn, device):
     start = time.perf_counter()
     fn()
     synchronize(device)
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else float("nan")
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
     return time.perf_counter() - start, peak
 
 
@@ -172,10 +173,21 @@ def ratios(device, args):
 
 
 def throughput(clf, X, y, device):
-    """Images per second of one epoch after a warm-up fit, and peak GPU memory."""
+    """Images per second of one training epoch (skorch's epoch timer, after a warm-up fit),
+    peak GPU memory, and the device synchronisations the epoch made (CUDA only)."""
     clf.set_params(max_epochs=1).fit(X[: 2 * clf.batch_size], y[: 2 * clf.batch_size])
-    seconds, peak = timed(lambda: clf.fit(X, y), device)
-    return round(len(X) / seconds, 1), round(peak, 1)
+    syncs = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("warn")
+        try:
+            _, peak = timed(lambda: clf.fit(X, y), device)
+        finally:
+            if device.type == "cuda":
+                torch.cuda.set_sync_debug_mode("default")
+                syncs = sum("synchroniz" in str(w.message) for w in caught)
+    return round(len(X) / clf.history_[-1, "dur"], 1), peak and round(peak, 1), syncs
 
 
 def gpu_suite(device, args):
@@ -198,15 +210,17 @@ def gpu_suite(device, args):
                     random_state=0,
                     verbose=0,
                 )
-                img_s, peak = throughput(clf, X, y, device)
+                img_s, peak, syncs = throughput(clf, X, y, device)
                 emit(
                     args.out,
                     bench="alexnet_finetune_227",
                     batch_size=batch_size,
+                    iterations=-(-len(X) // batch_size),
                     precision=precision,
                     channels_last=channels_last,
                     img_s=img_s,
                     peak_mib=peak,
+                    device_syncs=syncs,
                 )
                 if batch_size == 256 and precision == "bf16" and channels_last:
                     ok &= report("AlexNet bf16 fine-tuning, batch 256: images/s", img_s, 10000)
@@ -222,10 +236,11 @@ def gpu_suite(device, args):
             random_state=0,
             verbose=0,
         )
-        img_s, peak = throughput(clf, X, y, device)
+        img_s, peak, syncs = throughput(clf, X, y, device)
         emit(
             args.out,
             bench="scratch_100",
+            device_syncs=syncs,
             batch_size=128,
             precision=precision,
             img_s=img_s,
@@ -237,11 +252,16 @@ def gpu_suite(device, args):
 
 
 def optuna_study(X, y, device, args):
+    from optuna.distributions import FloatDistribution
+
     from sk_animals.tuning import tune
 
     clf = ScratchCNNClassifier(device=device.type, max_epochs=3, verbose=0)
+    space = {"lr": FloatDistribution(1e-3, 0.3, log=True)}  # 3 epochs each
     start = time.perf_counter()
-    _, study = tune(clf, X, y, n_trials=args.trials, random_state=0, refit=False)
+    _, study = tune(
+        clf, X, y, n_trials=args.trials, param_distributions=space, random_state=0, refit=False
+    )
     seconds = time.perf_counter() - start
     states = [t.state.name for t in study.trials]
     emit(

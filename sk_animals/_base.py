@@ -7,7 +7,7 @@ that draw the paper's curves. Tensor code lives in :mod:`sk_animals._tensors`, c
 in :mod:`sk_animals._callbacks`, networks in :mod:`sk_animals._networks`.
 """
 
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from numbers import Integral, Real
 
 import numpy as np
@@ -23,7 +23,15 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EarlyStopping, EpochTimer, PassthroughScoring, PrintLog, ProgressBar
+from skorch.callbacks import (
+    BatchScoring,
+    EarlyStopping,
+    EpochTimer,
+    LRScheduler,
+    PassthroughScoring,
+    PrintLog,
+    ProgressBar,
+)
 from skorch.dataset import ValidSplit, get_len, unpack_data
 from torch import nn
 
@@ -326,6 +334,7 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
             )
         self.image_size_ = tuple(int(v) for v in X.shape[1:3])
         self.mean_, self.std_ = self._normalization(X)
+        self._stats_on_device_ = {}
         self.class_weight_ = (
             None
             if self.class_weight is None
@@ -405,15 +414,19 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
         host wait for the device at every iteration. Here the losses, and what the
         callbacks record with :meth:`record_later`, stay on the device and are read
         back together when the epoch ends (also when it is interrupted), before any
-        ``on_epoch_end`` callback looks at them. When the images are a memory map (an
-        ``ImageLoader`` cache entry, a ``.npy`` opened with ``mmap_mode``), the pages
-        read are released as the epoch goes (:class:`~sk_animals._tensors.MappedPages`),
-        so a data set larger than memory trains with bounded resident memory.
+        ``on_epoch_end`` callback looks at them. With a skorch callback that reads
+        each batch's values (``ProgressBar``, ``BatchScoring``, an ``LRScheduler``
+        stepped every batch) they are read back after every batch instead. When the
+        images are a memory map (an ``ImageLoader`` cache entry, a ``.npy`` opened with
+        ``mmap_mode``), the pages read are released as the epoch goes
+        (:class:`~sk_animals._tensors.MappedPages`), so a data set larger than memory
+        trains with bounded resident memory.
         """
         if iterator is None:
             return
         self._pending_ = []
-        pages = MappedPages(_images_of(iterator.dataset))
+        every_batch = self._reads_batches()
+        pages = MappedPages(_images_of(getattr(iterator, "dataset", None)))
         batch_count = 0
         try:
             for batch in iterator:
@@ -421,13 +434,32 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
                 step = step_fn(batch, **fit_params)
                 self.record_later(prefix + "_loss", step["loss"])
                 self.history.record_batch(prefix + "_batch_size", get_len(batch[0]))
+                if every_batch:
+                    self.read_back()
                 self.notify("on_batch_end", batch=batch, training=training, **step)
                 pages.read(batch[0].nbytes)
                 batch_count += 1
-        finally:
+        except BaseException:
+            with suppress(Exception):  # keep the error that stopped the epoch
+                self.read_back()
+            raise
+        else:
             self.read_back()
+        finally:
             pages.release()
         self.history.record(prefix + "_batch_count", batch_count)
+
+    def _reads_batches(self):
+        """Whether a callback reads the history's batch values as each batch ends."""
+        return any(
+            isinstance(cb, ProgressBar | BatchScoring)
+            or (
+                isinstance(cb, LRScheduler)
+                and not isinstance(cb, IterationLRSchedule)
+                and cb.step_every == "batch"
+            )
+            for _, cb in self.callbacks_
+        )
 
     def record_later(self, key, value):
         """Record a scalar tensor in the history's current batch when it is read back."""
@@ -437,13 +469,34 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
         """Write the pending values into the history, with one copy from the device."""
         pending, self._pending_ = getattr(self, "_pending_", []), []
         if pending:
-            values = torch.stack([value.float() for *_, value in pending]).tolist()
-            for (batch, key, _), value in zip(pending, values, strict=True):
+            stacked = torch.stack([value.float().reshape(()) for *_, value in pending])
+            for (batch, key, _), value in zip(pending, stacked.tolist(), strict=True):
                 batch[key] = value
+
+    def _on_device(self, device):
+        """``mean_`` and ``std_`` as tensors on ``device``, copied there once per fit."""
+        cache = self.__dict__.setdefault("_stats_on_device_", {})
+        key = str(device)
+        if key not in cache:
+            cache[key] = tuple(
+                torch.as_tensor(np.asarray(v), dtype=torch.float32, device=device)
+                for v in (self.mean_, self.std_)
+            )
+        return cache[key]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_stats_on_device_", None)  # device tensors, made again when needed
+        return state
+
+    def get_loss(self, y_pred, y_true, *args, **kwargs):
+        # the labels come from pinned memory: copy them without waiting (skorch waits)
+        y_true = torch.as_tensor(y_true).to(y_pred.device, non_blocking=True)
+        return super().get_loss(y_pred, y_true, *args, **kwargs)
 
     def infer(self, x, **fit_params):
         """Move a uint8 NHWC batch to the device, convert, augment, normalise, forward."""
-        x = to_network_input(x, self.mean_, self.std_, self.device)
+        x = to_network_input(x, *self._on_device(self.device), self.device)
         training = self.module_.training
         if training:
             x = augment(x, flip=self.random_flip, translate=self.random_translate)
@@ -452,7 +505,7 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
             x = torch.cat([x, x.flip(3)])
         with self._autocast(x.device.type):
             out = self.module_(x, **fit_params).float()
-        return out.view(2, -1, *out.shape[1:]).mean(0) if mirrored else out
+        return out.reshape(2, -1, *out.shape[1:]).mean(0) if mirrored else out
 
     # -- seeding
     def _seed(self):

@@ -39,11 +39,12 @@ class IterationScores(Callback):
 
     def on_train_end(self, net, **kwargs):
         self.dataset_valid_ = None  # a fitted net holds parameters, never data
+        self.correct_ = {True: 0, False: 0}  # nor device tensors
 
     @staticmethod
     def _count(batch, y_pred):
         """(correct predictions as a device tensor, batch size) of one batch."""
-        yi = unpack_data(batch)[1].to(y_pred.device)
+        yi = unpack_data(batch)[1].to(y_pred.device, non_blocking=True)
         return (y_pred.argmax(1) == yi).sum(), len(yi)
 
     def on_batch_end(self, net, batch, training, y_pred=None, loss=None, **kwargs):

@@ -82,15 +82,15 @@ def channel_stats(X, chunk=256, max_images=2048):
 def to_network_input(x, mean, std, device):
     """A uint8 (or [0, 1] float) NHWC batch to a normalised float NCHW tensor on ``device``.
 
-    The batch travels to the device as uint8 (a quarter of float32's bytes) and is
-    converted there.
+    The batch travels to the device as uint8 (a quarter of float32's bytes), without
+    waiting, and is converted there. ``mean`` and ``std`` are per-channel, in [0, 1]
+    units; pass them as tensors already on ``device`` to copy nothing else per batch.
     """
     x = torch.as_tensor(x).to(device, non_blocking=True).permute(0, 3, 1, 2)
     scale = 255.0 if x.dtype == torch.uint8 else 1.0
     x = x.to(torch.float32, copy=True)  # the one float copy; the rest is in place
-    mean = torch.as_tensor(np.asarray(mean) * scale, dtype=x.dtype, device=x.device)
-    std = torch.as_tensor(np.asarray(std) * scale, dtype=x.dtype, device=x.device)
-    return x.sub_(mean.view(1, 3, 1, 1)).div_(std.view(1, 3, 1, 1))
+    mean, std = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in (mean, std))
+    return x.sub_(mean.view(1, 3, 1, 1) * scale).div_(std.view(1, 3, 1, 1) * scale)
 
 
 def augment(x, *, flip=False, translate=0.0):
@@ -106,36 +106,44 @@ def augment(x, *, flip=False, translate=0.0):
     if translate:
         theta = torch.zeros(n, 2, 3, device=x.device)
         theta[:, 0, 0] = theta[:, 1, 1] = 1
-        size = torch.tensor([w, h], device=x.device)
-        shift = torch.round((torch.rand(n, 2, device=x.device) * 2 - 1) * size * translate)
-        theta[:, :, 2] = -2 * shift / size
+        unit = torch.rand(n, 2, device=x.device) * 2 - 1
+        for i, size in enumerate((w, h)):  # Python numbers: nothing copied to the device
+            theta[:, i, 2] = -2 * torch.round(unit[:, i] * size * translate) / size
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     return x
 
 
 class MappedPages:
-    """Keep the resident memory of a memory-mapped image array bounded while reading it.
+    """Keep the resident memory of a large memory-mapped image array bounded while reading.
 
     Pages of a :class:`numpy.memmap` that have been read stay in the process's resident
     memory until the kernel needs them back, so a pass over a data set larger than
     memory looks like it holds all of it. :meth:`read` counts the bytes read and, every
-    ``limit`` bytes, tells the kernel that the mapped pages are not needed
-    (``MADV_DONTNEED``): they are dropped from the process and read again from the
-    file (or the page cache) when next used. For anything but a memmap it does nothing.
+    ``limit`` bytes, asks the kernel to page the mapping out (Linux's ``MADV_PAGEOUT``):
+    pages read from the file leave the process and are read again when next used, while
+    pages written in a copy-on-write map are kept, never lost. Arrays of at most
+    ``limit`` bytes, arrays that are not memory maps, and kernels without
+    ``MADV_PAGEOUT`` (before Linux 5.4) are left alone.
 
     Parameters
     ----------
     X : array-like
         The data being read, e.g. the ``X`` of a skorch dataset.
-    limit : int, default=256 MiB
-        Bytes read between releases: the bound on the mapped pages kept resident.
+    limit : int, default=None
+        Bytes read between releases: about the mapped memory kept resident;
+        ``MappedPages.LIMIT`` (256 MiB) when None.
     """
 
-    def __init__(self, X, limit=256 * 2**20):
+    LIMIT = 256 * 2**20
+    PAGEOUT = getattr(mmap, "MADV_PAGEOUT", 21)  # Linux's value; Python < 3.13 lacks it
+
+    def __init__(self, X, limit=None):
+        limit = self.LIMIT if limit is None else limit
         while X is not None and getattr(X, "_mmap", None) is None:
             X = getattr(X, "base", None)  # np.asarray(memmap) is a plain view of it
-        self.mapping = None if X is None else X._mmap
+        big = X is not None and X.nbytes > limit
+        self.mapping = X._mmap if big and hasattr(X._mmap, "madvise") else None
         self.limit = limit
         self.unreleased = 0
 
@@ -147,6 +155,10 @@ class MappedPages:
             self.release()
 
     def release(self):
-        if self.mapping is not None and hasattr(self.mapping, "madvise"):
-            self.mapping.madvise(mmap.MADV_DONTNEED)
+        if self.mapping is None:
+            return
+        try:
+            self.mapping.madvise(self.PAGEOUT)
+        except OSError:  # an older kernel: nothing to gain here
+            self.mapping = None
         self.unreleased = 0

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
@@ -553,7 +553,7 @@ def _say(prefix, verbose, message):
 def _shown(clf, label, verbose, n_jobs=None):
     """A clone of ``clf`` that draws a live progress line when run here, in a terminal."""
     clf = clone(clf)
-    if verbose and n_jobs in (None, 1) and sys.stderr.isatty():
+    if verbose and effective_n_jobs(n_jobs) == 1 and sys.stderr.isatty():
         from ._callbacks import ProgressLine
 
         clf.set_params(callbacks=[*(clf.callbacks or []), ("progress", ProgressLine(label))])
@@ -778,7 +778,7 @@ def compare(
     n_jobs : int, default=None
         Fits run at once: the folds of each cross-validation and the points of the
         budget curve are independent fits, run through joblib. Under
-        ``joblib.parallel_backend("dask")`` with a ``dask.distributed`` client they
+        ``joblib.parallel_config(backend="dask")`` with a ``dask.distributed`` client they
         spread over the cluster's workers (see the "Scaling up" guide). Every fit is
         seeded, so the results do not depend on ``n_jobs``.
     on_approach : callable, default=None

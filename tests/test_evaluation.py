@@ -178,7 +178,7 @@ def test_folds_and_budgets_on_a_dask_cluster_match_a_serial_run(folder):
     distributed = pytest.importorskip(
         "distributed", reason="no dask.distributed: pip install sk-animals[dask]"
     )
-    from joblib import parallel_backend
+    from joblib import parallel_config
 
     approaches = [approach("small", fast(), 32, per_class=15)]
     kwargs = dict(cv=2, budgets=[5, 10], audit=False, verbose=0)
@@ -188,7 +188,7 @@ def test_folds_and_budgets_on_a_dask_cluster_match_a_serial_run(folder):
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
         distributed.Client(cluster) as client,
-        parallel_backend("dask"),
+        parallel_config(backend="dask"),
         distributed.get_task_stream(client) as tasks,
     ):
         spread = compare(folder, approaches, n_jobs=2, **kwargs)

@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_sco
 from sklearn.pipeline import make_pipeline
 from skorch.callbacks import Callback
 
-from sk_animals._tensors import augment
+from sk_animals._tensors import MappedPages, augment
 from sk_animals.datasets import load_image_folder, save_image_folder
 from sk_animals.preprocessing import ImageLoader
 from sk_animals.scratch import RECOMMENDED, ScratchCNNClassifier
@@ -425,7 +425,8 @@ def _resident_mb(path):
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's smaps")
-def test_a_memory_mapped_data_set_does_not_stay_resident(shapes, tmp_path):
+def test_a_memory_mapped_data_set_does_not_stay_resident(shapes, tmp_path, monkeypatch):
+    monkeypatch.setattr(MappedPages, "LIMIT", 2**20)  # "large": more than 1 MiB
     X, y = shapes
     path = tmp_path / "images.npy"
     big = np.lib.format.open_memmap(path, "w+", np.uint8, (len(X) * 40, *X.shape[1:]))
@@ -446,3 +447,42 @@ def test_residual_network_as_module(shapes):
     assert isinstance(clf.module_, ResidualCNN) and clf.score(X, y) > 0.7
     with pytest.raises(ValueError, match="at least 32 pixels or a smaller depth"):
         ResidualCNN(2, (24, 24), depth=4)
+
+
+def test_releasing_mapped_pages_keeps_what_was_written(tmp_path):
+    path = tmp_path / "a.npy"
+    np.save(path, np.zeros((64, 64, 64, 3), np.uint8))
+    mapped = np.load(path, mmap_mode="c")
+    mapped[::2] = 7  # copy-on-write: in this process only
+    pages = MappedPages(np.asarray(mapped), limit=2**10)
+    assert pages.mapping is not None
+    pages.release()
+    assert (mapped[::2] == 7).all() and (mapped[1::2] == 0).all()
+    assert (np.load(path) == 0).all()
+    assert MappedPages(np.zeros((64, 64, 64, 3), np.uint8), limit=2**10).mapping is None
+
+
+def test_callbacks_that_read_every_batch_see_its_values(shapes):
+    from skorch.callbacks import LRScheduler
+    from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+    X, y = shapes
+    seen = []
+
+    class Reader(Callback):
+        def on_batch_end(self, net, training, **kwargs):
+            if training:
+                seen.append(net.history[-1, "batches", -1, "train_loss"])
+
+    plateau = LRScheduler(ReduceLROnPlateau, monitor="train_loss", step_every="batch")
+    clf = tiny(max_epochs=1, callbacks=[plateau, ("reader", Reader())])
+    clf.fit(X, y)  # no "train_loss was not found in history"
+    assert seen and all(isinstance(v, float) for v in seen)
+
+
+def test_a_fitted_net_keeps_no_device_tensors_outside_its_module(shapes):
+    X, y = shapes
+    clf = tiny(max_epochs=1).fit(X, y)
+    scores = dict(clf.callbacks_)["scores"]
+    assert all(isinstance(v, int) for v in scores.correct_.values())
+    assert "_stats_on_device_" not in pickle.loads(pickle.dumps(clf)).__dict__
