@@ -419,7 +419,7 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
         stepped every batch) they are read back after every batch instead. When the
         images are a memory map (an ``ImageLoader`` cache entry, a ``.npy`` opened with
         ``mmap_mode``), the pages read are released as the epoch goes
-        (:class:`~sk_animals._tensors.MappedPages`), so a data set larger than memory
+        (``sk_animals._tensors.MappedPages``), so a data set larger than memory
         trains with bounded resident memory.
         """
         if iterator is None:

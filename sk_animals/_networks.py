@@ -174,6 +174,20 @@ def _new_head(old, n_classes):
     return nn.Linear(old.in_features, n_classes)
 
 
+def _unclip(model, dotted):
+    """Replace a ReLU right after the head by an identity: logits must go negative too.
+
+    SqueezeNet's classifier applies a ReLU to its class scores; on a new head it clips
+    every logit at 0, and a class whose logits are all 0 gets no gradient.
+    """
+    parent_name, _, child = dotted.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    names = list(parent._modules) if isinstance(parent, nn.Sequential) else []
+    following = names[names.index(child) + 1] if child in names[:-1] else None
+    if following is not None and isinstance(parent[names.index(following)], nn.ReLU):
+        _replace(model, f"{parent_name}.{following}".lstrip("."), nn.Identity())
+
+
 def find_head(model, n_outputs=1000):
     """Dotted path of the last layer that produces the ``n_outputs`` ImageNet classes.
 
@@ -305,6 +319,8 @@ class TransferNet(nn.Module):
         head = nn.Identity() if n_classes is None else _new_head(old, n_classes)
         frozen = _frozen_parameters(self.model, self.head, freeze, backbone)
         _replace(self.model, self.head, head)
+        if n_classes is not None:
+            _unclip(self.model, self.head)
         self.head_prefix = f"model.{self.head}."
         for p in frozen:
             p.requires_grad_(False)

@@ -236,3 +236,21 @@ def test_bad_transfer_settings_name_the_parameter(params, X_shape, match):
 def test_pretrained_features_validates_batch_size():
     with pytest.raises(ValueError, match="'batch_size' parameter of PretrainedFeatures"):
         PretrainedFeatures("squeezenet1_1", weights=None, batch_size=0).fit()
+
+
+def test_a_new_head_gives_logits_of_either_sign():
+    """SqueezeNet's ReLU after its class scores would clip a new head's logits at 0."""
+    from torch import nn
+
+    from sk_animals._networks import TransferNet
+
+    torch.manual_seed(0)
+    net = TransferNet(6, "squeezenet1_1", weights=None).eval()
+    with torch.no_grad():
+        logits = net(torch.randn(4, 3, 64, 64))
+    assert (logits < 0).any() and (logits > 0).any()
+    assert isinstance(net.model.classifier[2], nn.Identity)
+    features = TransferNet(None, "squeezenet1_1", weights=None)
+    assert isinstance(features.model.classifier[2], nn.ReLU)  # features keep the backbone's
+    alexnet = TransferNet(6, "alexnet", weights=None)
+    assert isinstance(alexnet.model.classifier[5], nn.ReLU)  # before the head: untouched

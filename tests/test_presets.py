@@ -1,0 +1,50 @@
+"""The recommended presets beat the paper's settings on the same real data and seeds.
+
+Slow (minutes): run with ``pytest -m slow tests/test_presets.py``. Needs ../shared.
+"""
+
+import numpy as np
+import pytest
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+from sk_animals import scratch, transfer
+from sk_animals.datasets import load_animals10, load_image_folder
+from sk_animals.preprocessing import ImageLoader
+
+pytestmark = pytest.mark.slow
+
+
+def test_recommended_scratch_beats_the_paper_on_cifar_animals(shared):
+    root = shared / "data" / "cifar10-animals"
+    train = load_image_folder(root / "train", per_class=300, random_state=0)
+    valid = load_image_folder(root / "valid")
+    loader = ImageLoader(100, n_jobs=2)
+    X_train, X_valid = loader.transform(train.data), loader.transform(valid.data)
+    accuracy = {
+        name: scratch.ScratchCNNClassifier(**params, random_state=0, verbose=0)
+        .fit(X_train, train.target)
+        .score(X_valid, valid.target)
+        for name, params in (("paper", {}), ("recommended", scratch.RECOMMENDED))
+    }
+    assert accuracy["recommended"] > accuracy["paper"] + 0.03, accuracy
+
+
+def test_recommended_transfer_beats_the_paper_on_real_photos(shared):
+    data = load_animals10(shared / "data" / "animals10-sample")
+    weights = shared / "weights" / "squeezenet1_1-imagenet1k.pth"
+    X = ImageLoader(224, n_jobs=2).transform(data.data)
+    cv = StratifiedKFold(4, shuffle=True, random_state=0)
+    accuracy = {
+        name: np.mean(
+            cross_val_score(
+                transfer.TransferClassifier(
+                    "squeezenet1_1", weights=weights, **params, random_state=0, verbose=0
+                ),
+                X,
+                data.target,
+                cv=cv,
+            )
+        )
+        for name, params in (("paper", {}), ("recommended", transfer.RECOMMENDED))
+    }
+    assert accuracy["recommended"] > accuracy["paper"], accuracy
