@@ -66,6 +66,8 @@ out.flush()
 
 
 def memory_mapped(keep_pages):
+    # this machine has more memory than the array: have it treated as a set that is not
+    _tensors.MappedPages.LARGER_THAN = 0
     if keep_pages:  # never release: the pages read stay resident, as numpy leaves them
         _tensors.MappedPages.release = lambda self: None
     clf = ScratchCNNClassifier(

@@ -4,6 +4,7 @@ No scikit-learn and no skorch here: the estimators in :mod:`sk_animals._base` ca
 """
 
 import mmap
+import os
 
 import numpy as np
 import torch
@@ -122,9 +123,12 @@ class MappedPages:
     memory looks like it holds all of it. :meth:`read` counts the bytes read and, every
     ``limit`` bytes, asks the kernel to page the mapping out (Linux's ``MADV_PAGEOUT``):
     pages read from the file leave the process and are read again when next used, while
-    pages written in a copy-on-write map are kept, never lost. Arrays of at most
-    ``limit`` bytes, arrays that are not memory maps, and kernels without
-    ``MADV_PAGEOUT`` (before Linux 5.4) are left alone.
+    pages written in a copy-on-write map are kept, never lost. Paged-out pages leave the
+    page cache too and are read from disk again, so only arrays larger than
+    ``LARGER_THAN`` bytes (by default half the memory free when training starts: arrays
+    that could not stay in memory anyway) are paged out; smaller arrays, arrays that are
+    not memory maps, and kernels without ``MADV_PAGEOUT`` (before Linux 5.4) are left
+    alone.
 
     Parameters
     ----------
@@ -136,13 +140,17 @@ class MappedPages:
     """
 
     LIMIT = 256 * 2**20
+    LARGER_THAN = None
     PAGEOUT = getattr(mmap, "MADV_PAGEOUT", 21)  # Linux's value; Python < 3.13 lacks it
 
     def __init__(self, X, limit=None):
         limit = self.LIMIT if limit is None else limit
         while X is not None and getattr(X, "_mmap", None) is None:
             X = getattr(X, "base", None)  # np.asarray(memmap) is a plain view of it
-        big = X is not None and X.nbytes > limit
+        larger_than = self.LARGER_THAN
+        if X is not None and larger_than is None:
+            larger_than = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+        big = X is not None and X.nbytes > max(limit, larger_than)
         self.mapping = X._mmap if big and hasattr(X._mmap, "madvise") else None
         self.limit = limit
         self.unreleased = 0

@@ -426,7 +426,8 @@ def _resident_mb(path):
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's smaps")
 def test_a_memory_mapped_data_set_does_not_stay_resident(shapes, tmp_path, monkeypatch):
-    monkeypatch.setattr(MappedPages, "LIMIT", 2**20)  # "large": more than 1 MiB
+    monkeypatch.setattr(MappedPages, "LIMIT", 2**20)  # release every MiB read
+    monkeypatch.setattr(MappedPages, "LARGER_THAN", 0)  # as if larger than memory
     X, y = shapes
     path = tmp_path / "images.npy"
     big = np.lib.format.open_memmap(path, "w+", np.uint8, (len(X) * 40, *X.shape[1:]))
@@ -449,7 +450,8 @@ def test_residual_network_as_module(shapes):
         ResidualCNN(2, (24, 24), depth=4)
 
 
-def test_releasing_mapped_pages_keeps_what_was_written(tmp_path):
+def test_releasing_mapped_pages_keeps_what_was_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(MappedPages, "LARGER_THAN", 0)
     path = tmp_path / "a.npy"
     np.save(path, np.zeros((64, 64, 64, 3), np.uint8))
     mapped = np.load(path, mmap_mode="c")
@@ -486,3 +488,9 @@ def test_a_fitted_net_keeps_no_device_tensors_outside_its_module(shapes):
     scores = dict(clf.callbacks_)["scores"]
     assert all(isinstance(v, int) for v in scores.correct_.values())
     assert "_stats_on_device_" not in pickle.loads(pickle.dumps(clf)).__dict__
+
+
+def test_memory_maps_that_fit_in_memory_are_not_paged_out(tmp_path):
+    path = tmp_path / "a.npy"
+    np.save(path, np.zeros((64, 64, 64, 3), np.uint8))
+    assert MappedPages(np.load(path, mmap_mode="c"), limit=2**10).mapping is None
