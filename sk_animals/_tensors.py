@@ -63,15 +63,16 @@ def check_images(X, name="X"):
 def channel_stats(X, chunk=256, max_images=2048):
     """Per-channel mean and std of images, in [0, 1] units, without a float copy of X.
 
-    Measured on at most ``max_images`` evenly spaced images: enough for three decimals.
+    Measured on at most ``max_images`` evenly spaced images (enough for three decimals),
+    read ``chunk`` at a time, so that a memory-mapped set is not read as a whole.
     """
-    X = X[:: max(1, len(X) // max_images)]
+    rows = np.unique(np.linspace(0, len(X) - 1, min(len(X), max_images)).astype(int))
     if X.dtype != np.uint8:
-        flat = X.reshape(-1, 3)
+        flat = X[rows].reshape(-1, 3)
         return flat.mean(0, dtype=np.float64), np.maximum(flat.std(0, dtype=np.float64), 1e-3)
     counts = np.zeros((3, 256))
-    for start in range(0, len(X), chunk):
-        block = X[start : start + chunk]
+    for start in range(0, len(rows), chunk):
+        block = X[rows[start : start + chunk]]
         for c in range(3):
             counts[c] += np.bincount(block[..., c].ravel(), minlength=256)
     values = np.arange(256) / 255.0
