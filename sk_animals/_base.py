@@ -75,9 +75,9 @@ SHARED_PARAMETERS = """\
     precision : {"fp32", "bf16", "fp16"}, default="fp32"
         Mixed-precision autocast for the forward pass (fp16 with gradient scaling).
     channels_last : bool, default=False
-        Keep the network's weights in channels-last memory order, the order the image
-        batches already have; with ``precision="bf16"`` the fast layout for
-        convolutions on recent GPUs.
+        Keep the network's weights and every batch in channels-last memory order; with
+        ``precision="bf16"`` the fast layout for convolutions on recent GPUs, and faster
+        on CPUs too.
     device : str or torch.device, default="auto"
         ``"auto"`` uses CUDA when available, else the CPU.
     random_state : int, RandomState instance or None, default=None
@@ -503,6 +503,8 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
         mirrored = self.tta and not training
         if mirrored:
             x = torch.cat([x, x.flip(3)])
+        if self.channels_last:  # shifted batches come back from grid_sample in NCHW order
+            x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast(x.device.type):
             out = self.module_(x, **fit_params).float()
         return out.reshape(2, -1, *out.shape[1:]).mean(0) if mirrored else out
