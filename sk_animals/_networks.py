@@ -114,16 +114,18 @@ class _Residual(nn.Sequential):
 class ResidualCNN(nn.Module):
     """A compact residual CNN that learns fast from scratch: the recommended network.
 
-    A ResNet-9-like design (the fast CIFAR-10 networks of the DAWNBench era) for images of
-    about 100 pixels: a stride-2 stem halves the image first, where a plain CNN spends most
-    of its time; then ``depth`` stages of conv/batch-norm/ReLU and 2x2 max pooling, with
-    ``width``, 2x, 4x, ... filters, every second stage followed by a residual block of two
-    conv/batch-norm/ReLU layers; global max pooling, dropout and one linear layer whose
-    logits are scaled by ``scale`` (1/8 keeps the first, large learning-rate steps
-    stable). At 100x100 with width 24 it has 0.93 M parameters and 45 M multiply-adds
-    per image, with width 30 (the :data:`~sk_animals.scratch.RECOMMENDED` preset) 1.45 M
-    and 70 M; the paper's network has 1.28 M and 14 M. Use it as
-    ``ScratchCNNClassifier(module=ResidualCNN, width=30)`` or through the preset.
+    A ResNet-9-like design (the fast CIFAR-10 networks of the DAWNBench era and airbench)
+    for images of about 100 pixels. A stride-2 stem of ``stem_width`` filters halves the
+    image first, where a plain CNN spends most of its time; then ``depth`` stages, each a
+    convolution of ``width``, 2x, 4x, ... filters, 2x2 max pooling, batch norm and ReLU
+    (pooling before normalising, as airbench does, so that the normalisation and its
+    gradient work on a quarter of the pixels), every second stage followed by a residual
+    block of two conv/batch-norm/ReLU layers; global max pooling, dropout and one linear
+    layer whose logits are scaled by ``scale`` (1/8 keeps the first, large learning-rate
+    steps stable). At 100x100 with width 32 and a stem of 24 (the
+    :data:`~sk_animals.scratch.RECOMMENDED` preset) it has 1.65 M parameters and 73 M
+    multiply-adds per image; the paper's network has 1.28 M and 14 M. Use it as
+    ``ScratchCNNClassifier(module=ResidualCNN, width=32)`` or through the preset.
 
     Parameters
     ----------
@@ -131,23 +133,42 @@ class ResidualCNN(nn.Module):
         Number of outputs (logits).
     image_size : (int, int)
         Input height and width; at least ``2 ** (depth + 1)`` pixels.
-    width : int, default=24
-        Filters of the stem and of the first stage; each stage doubles them.
+    width : int, default=32
+        Filters of the first stage; each stage doubles them.
     depth : int, default=4
         Pooled stages after the stem.
     dropout : float, default=0.0
         Dropout probability before the linear layer.
     scale : float, default=0.125
         Factor on the logits.
+    stem_width : int, default=None
+        Filters of the stem; ``None`` means three quarters of ``width``. The stem's output
+        at half the input size costs more than its filters' share suggests.
     """
 
-    def __init__(self, n_classes, image_size, *, width=24, depth=4, dropout=0.0, scale=0.125):
+    def __init__(
+        self,
+        n_classes,
+        image_size,
+        *,
+        width=32,
+        depth=4,
+        dropout=0.0,
+        scale=0.125,
+        stem_width=None,
+    ):
         super().__init__()
         _too_small(*image_size, depth, depth + 1)
-        layers, c_in = _conv_bn_relu(3, width, stride=2), width
+        c_in = stem_width or max(1, 3 * width // 4)
+        layers = _conv_bn_relu(3, c_in, stride=2)
         for i in range(depth):
             c_out = width * 2**i
-            layers += [*_conv_bn_relu(c_in, c_out), nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.MaxPool2d(2),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
             layers += [_Residual(c_out)] if i % 2 else []
             c_in = c_out
         self.blocks = nn.Sequential(*layers)

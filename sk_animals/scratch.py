@@ -17,7 +17,7 @@ __all__ = ["RECOMMENDED", "ResidualCNN", "ScratchCNNClassifier"]
 #: ``benchmarks/bench_scratch_cifar.py`` for the measurement.
 RECOMMENDED = {
     "module": ResidualCNN,
-    "width": 30,
+    "width": 32,
     "channels_last": True,
     "lr": 0.1,
     "lr_schedule": "onecycle",

@@ -444,8 +444,10 @@ def test_residual_network_as_module(shapes):
     from sk_animals._networks import ResidualCNN
 
     X, y = shapes
-    clf = tiny(module=ResidualCNN, width=4, depth=2, max_epochs=6, lr=0.1).fit(X, y)
-    assert isinstance(clf.module_, ResidualCNN) and clf.score(X, y) > 0.7
+    clf = tiny(module=ResidualCNN, width=8, depth=2, max_epochs=6, lr=0.1).fit(X, y)
+    assert isinstance(clf.module_, ResidualCNN) and clf.score(X, y) > 0.8
+    assert clf.module_.blocks[0].out_channels == 6  # the stem: three quarters of width
+    assert ResidualCNN(2, (32, 32), width=8, stem_width=5).blocks[0].out_channels == 5
     with pytest.raises(ValueError, match="at least 32 pixels or a smaller depth"):
         ResidualCNN(2, (24, 24), depth=4)
 
