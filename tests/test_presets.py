@@ -1,6 +1,9 @@
 """The recommended presets beat the paper's settings on the same real data and seeds.
 
-Slow (minutes): run with ``pytest -m slow tests/test_presets.py``. Needs ../shared.
+Slow (about 17 minutes on 2 cores): run with ``pytest -m slow tests/test_presets.py``.
+Needs ../shared. The scratch preset is claimed for the paper's budget (1500 images per
+class, 10 epochs), so it is tested there: with 300 per class (150 optimizer steps) it
+scored 0.484 against the paper's 0.487.
 """
 
 import numpy as np
@@ -11,12 +14,12 @@ from sk_animals import scratch, transfer
 from sk_animals.datasets import load_animals10, load_image_folder
 from sk_animals.preprocessing import ImageLoader
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # the scratch fits take ~13 min
 
 
 def test_recommended_scratch_beats_the_paper_on_cifar_animals(shared):
     root = shared / "data" / "cifar10-animals"
-    train = load_image_folder(root / "train", per_class=300, random_state=0)
+    train = load_image_folder(root / "train")  # 1500 per class, the paper's budget
     valid = load_image_folder(root / "valid")
     loader = ImageLoader(100, n_jobs=2)
     X_train, X_valid = loader.transform(train.data), loader.transform(valid.data)
