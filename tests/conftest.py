@@ -1,11 +1,20 @@
 """Shared fixtures: a seed, small generated images, and the optional ../shared material."""
 
 import os
+import signal
 
 # The tests fit tiny networks, often in several processes at once (workers, the CLI): one
 # BLAS/OpenMP thread each keeps 2 cores from being oversubscribed. Set before torch loads;
 # subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# A shell without job control starts background jobs with SIGINT and SIGQUIT ignored, and
+# children inherit that: the interrupt tests' Ctrl-C would be lost and PostgreSQL's
+# immediate stop would hang. Restore the defaults, which children then get on exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGQUIT) == signal.SIG_IGN:
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 from pathlib import Path  # noqa: E402
 
