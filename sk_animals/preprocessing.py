@@ -180,6 +180,11 @@ def _as_items(X):
         raise TypeError("X must be a sequence of images; wrap a single image in a list: [X]")
     if isinstance(X, np.ndarray) and X.ndim == 0:
         raise TypeError("X must be a sequence of images, got a 0-d array")
+    if isinstance(X, np.ndarray) and X.ndim == 3 and X.shape[2] in (3, 4):
+        raise TypeError(
+            f"X is one image of shape {X.shape}, not a sequence of images; "
+            "add a leading axis (X[None]) or wrap it in a list: [X]"
+        )
     try:
         return list(X)
     except TypeError:

@@ -201,13 +201,15 @@ class TransferClassifier(ImageClassifier):
 
     def set_params(self, **params):
         super().set_params(**params)
-        if self.initialized_ and {"lr", "head_lr_factor"} & set(params):
-            # skorch sets one lr on every group; derive the head's again
+        if self.initialized_ and {"lr", "optimizer__lr", "head_lr_factor"} & set(params):
+            # skorch sets one lr on every group; derive the head's again. optimizer__lr
+            # changes the optimizer only (as in skorch), not ``lr``.
             (groups,), kwargs = self.get_params_for_optimizer(
                 "optimizer", self.get_all_learnable_params()
             )
+            scale = params.get("optimizer__lr", kwargs["lr"]) / kwargs["lr"]
             for group, derived in zip(self.optimizer_.param_groups, groups, strict=True):
-                group["lr"] = derived.get("lr", kwargs["lr"])
+                group["lr"] = derived.get("lr", kwargs["lr"]) * scale
         return self
 
 

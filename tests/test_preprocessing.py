@@ -220,6 +220,13 @@ def test_non_sequence_input_is_refused(X):
         ImageLoader().transform(X)
 
 
+def test_a_single_array_image_is_refused_not_read_as_rows():
+    image = np.zeros((40, 30, 3), np.uint8)
+    with pytest.raises(TypeError, match=r"one image of shape \(40, 30, 3\).*X\[None\]"):
+        ImageLoader(size=8).transform(image)
+    assert ImageLoader(size=8).transform(image[None]).shape == (1, 8, 8, 3)
+
+
 def test_parallel_matches_serial(shapes):
     X, _ = shapes
     np.testing.assert_array_equal(

@@ -104,6 +104,9 @@ def test_head_learns_20x_and_follows_lr(shapes):
     assert [g["lr"] for g in clf.optimizer_.param_groups] == [0.01, pytest.approx(0.2)]
     clf.set_params(head_lr_factor=5)
     assert [g["lr"] for g in clf.optimizer_.param_groups] == [0.01, pytest.approx(0.05)]
+    clf.set_params(optimizer__lr=0.002)  # skorch's way to change the optimizer alone
+    assert [g["lr"] for g in clf.optimizer_.param_groups] == [0.002, pytest.approx(0.01)]
+    assert clf.lr == 0.01
     refit = clone(clf).set_params(lr=0.001).fit(X[:4], y[:4])
     assert [g["lr"] for g in refit.optimizer_.param_groups] == [0.001, pytest.approx(0.005)]
     head = refit.optimizer_.param_groups[1]["params"]
