@@ -16,7 +16,6 @@ without releasing the pages read, for the comparison. Run:
 """
 
 import argparse
-import re
 import resource
 import subprocess
 import sys
@@ -68,17 +67,6 @@ out.flush()
 """
 
 
-def resident_mb(path):
-    """Resident MB of this process's mappings of ``path`` (Linux's /proc/self/smaps)."""
-    resident, inside = 0, False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
-            inside = line.endswith(str(path))
-        elif inside and line.startswith("Rss:"):
-            resident += int(line.split()[1])
-    return resident / 1024
-
-
 class PeakResident(Callback):
     """The largest resident size of the data's mapping seen after any batch."""
 
@@ -86,7 +74,7 @@ class PeakResident(Callback):
         self.path, self.peak = path, 0.0
 
     def on_batch_end(self, net, **kwargs):
-        self.peak = max(self.peak, resident_mb(self.path))
+        self.peak = max(self.peak, _tensors.MappedPages.resident_mb(self.path))
 
 
 def memory_mapped(keep_pages):

@@ -190,6 +190,23 @@ def throughput(clf, X, y, device):
     return round(len(X) / clf.history_[-1, "dur"], 1), peak and round(peak, 1), syncs
 
 
+def measured(clf, X, y, device, args, bench):
+    """Measure :func:`throughput`, write it as one record and return the images/s."""
+    img_s, peak, syncs = throughput(clf, X, y, device)
+    emit(
+        args.out,
+        bench=bench,
+        batch_size=clf.batch_size,
+        iterations=-(-len(X) // clf.batch_size),
+        precision=clf.precision,
+        channels_last=clf.channels_last,
+        img_s=img_s,
+        peak_mib=peak,
+        device_syncs=syncs,
+    )
+    return img_s
+
+
 def gpu_suite(device, args):
     """AlexNet and scratch throughput, an Optuna study, a GPU save loaded on a CPU."""
     rng = np.random.default_rng(0)
@@ -210,18 +227,7 @@ def gpu_suite(device, args):
                     random_state=0,
                     verbose=0,
                 )
-                img_s, peak, syncs = throughput(clf, X, y, device)
-                emit(
-                    args.out,
-                    bench="alexnet_finetune_227",
-                    batch_size=batch_size,
-                    iterations=-(-len(X) // batch_size),
-                    precision=precision,
-                    channels_last=channels_last,
-                    img_s=img_s,
-                    peak_mib=peak,
-                    device_syncs=syncs,
-                )
+                img_s = measured(clf, X, y, device, args, "alexnet_finetune_227")
                 if batch_size == 256 and precision == "bf16" and channels_last:
                     ok &= report("AlexNet bf16 fine-tuning, batch 256: images/s", img_s, 10000)
     n = args.n or 20000
@@ -236,16 +242,7 @@ def gpu_suite(device, args):
             random_state=0,
             verbose=0,
         )
-        img_s, peak, syncs = throughput(clf, X, y, device)
-        emit(
-            args.out,
-            bench="scratch_100",
-            device_syncs=syncs,
-            batch_size=128,
-            precision=precision,
-            img_s=img_s,
-            peak_mib=peak,
-        )
+        measured(clf, X, y, device, args, "scratch_100")
     ok &= optuna_study(X[: args.n or 5000], y[: args.n or 5000], device, args)
     ok &= saved_on_gpu_loaded_on_cpu(X[:64], y[:64], device, args)
     return ok

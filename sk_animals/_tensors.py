@@ -172,6 +172,18 @@ class MappedPages:
         if self.unreleased >= self.limit:
             self.release()
 
+    @staticmethod
+    def resident_mb(path):
+        """MB of this process's mappings of the file ``path`` now resident (Linux smaps)."""
+        resident, inside = 0, False
+        with open("/proc/self/smaps") as smaps:
+            for line in smaps:
+                if line[:1] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:
+                    inside = line.rstrip("\n").endswith(str(path))
+                elif inside and line.startswith("Rss:"):
+                    resident += int(line.split()[1])
+        return resident / 1024
+
     def release(self):
         if self.mapping is None:
             return

@@ -413,17 +413,6 @@ def test_batch_values_are_read_back_once_per_epoch(shapes, monkeypatch):
     assert len(reads) <= 8 * clf.max_epochs, reads  # a few per epoch, not one per batch
 
 
-def _resident_mb(path):
-    """Resident MB of this process's mappings of ``path``, from /proc/self/smaps."""
-    resident, inside = 0, False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
-            inside = line.endswith(str(path))
-        elif inside and line.startswith("Rss:"):
-            resident += int(line.split()[1])
-    return resident / 1024
-
-
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's smaps")
 def test_a_memory_mapped_data_set_does_not_stay_resident(shapes, tmp_path, monkeypatch):
     monkeypatch.setattr(MappedPages, "LARGER_THAN", 0)  # as if larger than memory
@@ -442,11 +431,12 @@ def test_a_memory_mapped_data_set_does_not_stay_resident(shapes, tmp_path, monke
         def on_batch_end(self, net, **kwargs):
             PeakResident.batches += 1
             if PeakResident.batches % 8 == 1:  # reading smaps takes tens of milliseconds
-                PeakResident.peak = max(PeakResident.peak, _resident_mb(path))
+                PeakResident.peak = max(PeakResident.peak, MappedPages.resident_mb(path))
 
-    assert int(mapped[::7].sum()) > 0 and _resident_mb(path) > 0.1 * size_mb  # reading maps
+    assert int(mapped[::7].sum()) > 0  # reading maps
+    assert MappedPages.resident_mb(path) > 0.1 * size_mb
     tiny(max_epochs=1, batch_size=4, callbacks=[PeakResident()]).fit(mapped, np.tile(y, 16))
-    assert _resident_mb(path) < 0.05 * size_mb
+    assert MappedPages.resident_mb(path) < 0.05 * size_mb
     # While a batch is used its images are mapped, each with the page-cache folio it sits
     # in: 4 KB pages here, but up to megabytes where the file system caches large folios
     # (CI measured 16 MB for a batch of 16). Batches of 4 keep that under half the set,
