@@ -560,7 +560,7 @@ def main(argv=None):
             print(f"{prog}: error: {exc}", file=sys.stderr)
             return 2
         fd, log = tempfile.mkstemp(prefix="sk-animals-", suffix=".log")
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             traceback.print_exc(file=f)
         line = str(exc).splitlines()[0] if str(exc) else ""
         print(

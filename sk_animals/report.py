@@ -241,6 +241,7 @@ _STYLE = (
     ".scroll{overflow-x:auto}table{border-collapse:collapse;margin:8px 0}"
     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f6f6f6}"
     "img{max-width:100%;height:auto;display:block;margin:8px 0}"
+    "p,li{overflow-wrap:anywhere}"  # long file paths wrap instead of widening the page
 )
 
 
@@ -305,7 +306,7 @@ def write_report(result, out_dir):
         doc.heading("Files left out")
         doc.items([f"{f}: {why}" for f, why in result.skipped])
     paths = {name: out / name for name in ("report.md", "report.html", "metrics.json")}
-    paths["report.md"].write_text("\n".join(doc.md))
+    paths["report.md"].write_text("\n".join(doc.md), encoding="utf-8")
     body = "".join(
         f'<div class="scroll">{part}</div>' if part.startswith("<table") else part
         for part in doc.html
@@ -313,7 +314,9 @@ def write_report(result, out_dir):
     paths["report.html"].write_text(
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        f"<title>sk_animals report</title><style>{_STYLE}</style></head><body>{body}</body></html>"
+        f"<title>sk_animals report</title><style>{_STYLE}</style></head>"
+        f"<body>{body}</body></html>",
+        encoding="utf-8",
     )
     paths["metrics.json"].write_text(json.dumps(result.to_dict(), indent=1))
     return paths

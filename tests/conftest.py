@@ -4,13 +4,16 @@ import os
 import signal
 
 # The tests fit tiny networks, often in several processes at once (workers, the CLI): one
-# BLAS/OpenMP thread each keeps 2 cores from being oversubscribed. Set before torch loads;
-# subprocesses inherit it.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+# BLAS/OpenMP thread each keeps 2 cores from being oversubscribed (a value exported for the
+# host's cores made tiny fits 25x slower) and gives every process, dask's workers included,
+# the same floating-point order. Set before torch loads; subprocesses inherit it.
+os.environ["OMP_NUM_THREADS"] = "1"
 
 # A shell without job control starts background jobs with SIGINT and SIGQUIT ignored, and
 # children inherit that: the interrupt tests' Ctrl-C would be lost and PostgreSQL's
-# immediate stop would hang. Restore the defaults, which children then get on exec.
+# immediate stop would hang. Restore the defaults, which children then get on exec; a
+# blocked signal is inherited too, so unblock them.
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGQUIT})
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 if signal.getsignal(signal.SIGQUIT) == signal.SIG_IGN:

@@ -120,11 +120,12 @@ WORKER = textwrap.dedent("""
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url, n_trials, epochs, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    beats = float(sys.argv[5])
     X, y = make_image_dataset(n_samples=96, n_classes=2, size=32, random_state=0)
     clf = ScratchCNNClassifier(width=4, depth=2, max_epochs=epochs, verbose=0)
     space = {"lr": FloatDistribution(1e-3, 0.1, log=True)}
     tune(clf, X, y, n_trials=n_trials, param_distributions=space, storage=url, random_state=seed,
-         heartbeat_interval=1, refit=False)
+         heartbeat_interval=beats, refit=False)
 """)
 
 
@@ -132,12 +133,17 @@ def _url(tmp_path, kind):
     return f"sqlite:///{tmp_path / 'study.db'}" if kind == "sqlite" else str(tmp_path / "s.log")
 
 
-def _worker(tmp_path, url, n_trials, epochs, seed=0):
-    """A ``tune`` process on the default study of ``url``, as ``sk-animals tune`` starts one."""
+def _worker(tmp_path, url, n_trials, epochs, seed=0, heartbeat_interval=1):
+    """A ``tune`` process on the default study of ``url``, as ``sk-animals tune`` starts one.
+
+    Beats of 1 s let a killed worker's trial be found quickly; workers that must not lose
+    their trials to a busy machine take longer ones (a lease lasts two beats).
+    """
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     return subprocess.Popen(
-        [sys.executable, str(script), url, str(n_trials), str(epochs), str(seed)],
+        [sys.executable, str(script), url, str(n_trials), str(epochs), str(seed)]
+        + [str(heartbeat_interval)],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -159,7 +165,8 @@ def _assert_no_repeats(study):
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_two_workers_share_one_study_without_repeats(tmp_path, kind):
     url = _url(tmp_path, kind)
-    workers = [_worker(tmp_path, url, 6, 1, seed=0) for _ in range(2)]  # the same --seed
+    make_storage(url)  # create the schema once, not in a race between the two workers
+    workers = [_worker(tmp_path, url, 6, 1, 0, heartbeat_interval=30) for _ in range(2)]
     for w in workers:
         _finish(w)
     study = optuna.load_study(study_name=STUDY, storage=make_storage(url))
@@ -168,7 +175,7 @@ def test_two_workers_share_one_study_without_repeats(tmp_path, kind):
     finished = [t for t in study.trials if t.state.is_finished()]
     assert len(finished) == len(study.trials)
     assert 6 <= len(finished) <= 7  # a race at the very end may start one more
-    _assert_no_repeats(study)  # not in lockstep although both have seed 0
+    _assert_no_repeats(study)  # not in lockstep although both have the same --seed
 
 
 def test_rerun_on_a_storage_resumes_its_study(tmp_path, shapes):
