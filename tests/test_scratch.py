@@ -36,8 +36,8 @@ def tiny(**kw):
 
 def test_learns_the_shapes(shapes):
     X, y = shapes
-    clf = tiny(max_epochs=8).fit(X, y)
-    assert clf.score(X, y) > 0.8
+    clf = tiny(max_epochs=12).fit(X, y)
+    assert clf.score(X, y) > 0.8  # seeds 0-7 scored 0.95 to 1 (at 8 epochs: as low as 0.74)
     proba = clf.predict_proba(X)
     np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
     assert set(clf.predict(X)) <= set(clf.classes_) and clf.classes_.tolist() == [
@@ -166,9 +166,9 @@ def test_paper_network_has_25_layers_at_100px(shapes):
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_trains(shapes, precision):
     X, y = shapes
-    clf = tiny(max_epochs=4, precision=precision).fit(X, y)
+    clf = tiny(max_epochs=8, precision=precision).fit(X, y)
     assert np.isfinite(clf.history[:, "train_loss"]).all()
-    assert clf.score(X, y) > 0.6
+    assert clf.score(X, y) > 0.6  # seeds 0-7 scored 0.79 to 0.98
 
 
 def test_onecycle_schedule_peaks_at_lr(shapes):
@@ -200,11 +200,11 @@ def image_folder(shapes, tmp_path_factory):
 
 def test_pipeline_on_paths_cross_val_and_confusion_matrix(image_folder):
     paths, labels = image_folder.data, image_folder.target
-    pipe = make_pipeline(ImageLoader(size=32), tiny(max_epochs=10))
+    pipe = make_pipeline(ImageLoader(size=32), tiny(max_epochs=10, random_flip=True))
     scores = cross_val_score(
         pipe, paths, labels, cv=StratifiedKFold(2, shuffle=True, random_state=0)
     )
-    assert scores.shape == (2,) and scores.mean() > 0.6
+    assert scores.shape == (2,) and scores.mean() > 0.6  # seeds 0-5: 0.67 to 0.74
     pred = pipe.fit(paths, labels).predict(paths)
     cm = confusion_matrix(labels, pred, labels=pipe.classes_)
     assert cm.shape == (2, 2) and cm.sum() == len(paths) and np.trace(cm) > 0.6 * len(paths)
@@ -452,8 +452,9 @@ def test_residual_network_as_module(shapes):
     from sk_animals._networks import ResidualCNN
 
     X, y = shapes
-    clf = tiny(module=ResidualCNN, width=8, depth=2, max_epochs=6, lr=0.1).fit(X, y)
-    assert isinstance(clf.module_, ResidualCNN) and clf.score(X, y) > 0.8
+    clf = tiny(module=ResidualCNN, width=8, depth=2, max_epochs=10).fit(X, y)
+    assert isinstance(clf.module_, ResidualCNN)
+    assert clf.score(X, y) > 0.8  # seeds 0-5: 0.95 to 1
     assert clf.module_.blocks[0].out_channels == 6  # the stem: three quarters of width
     assert ResidualCNN(2, (32, 32), width=8, stem_width=5).blocks[0].out_channels == 5
     with pytest.raises(ValueError, match="at least 32 pixels or a smaller depth"):
