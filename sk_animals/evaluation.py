@@ -5,15 +5,15 @@ folds, fixed seed) on its training part and fitted once more, watching a held-ou
 validation set, as the paper did, and scored on the common test set. The result holds the
 paper's table, test accuracies with their intervals, each pair's paired comparison, the
 optional data-budget curve, the data audit, confusion matrices, per-class rates, timings
-and the per-iteration curves, as typed records; computing writes no files.
+and the per-iteration curves, as typed records (``sk_animals.results``); computing
+writes no files.
 """
 
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
@@ -26,8 +26,8 @@ from sklearn.utils import Bunch
 
 from ._backbones import input_size
 from .datasets import load_folder, sample_per_class
-from .persistence import SUFFIX, save
 from .preprocessing import ImageLoader
+from .results import ApproachResult, BudgetPoint, ComparisonResult, CVScores, PairDifference
 from .scratch import ScratchCNNClassifier
 from .stats import accuracy_interval
 from .transfer import TransferClassifier
@@ -285,264 +285,6 @@ def _check_enough(y, approaches, cv, validation_fraction, random_state):
                     f"plus a {validation_fraction:.0%} validation hold-out ({approach.name}); "
                     "use fewer folds or add images"
                 )
-
-
-@dataclass
-class CVScores:
-    """Cross-validation of one approach on its training part."""
-
-    folds: int
-    scores: list
-    mean: float
-    std: float
-    train_mean: float
-    fit_seconds: list
-
-
-@dataclass
-class ApproachResult:
-    """What :func:`~sk_animals.evaluation.compare` measured for one approach.
-
-    ``dataclasses.asdict`` gives its JSON.
-    """
-
-    name: str
-    classifier: str
-    backbone: str | None
-    weights: str | None
-    images_per_class: int
-    n_train: int
-    n_valid: int
-    image_size: int
-    lr: float
-    epochs: int  #: epochs asked for
-    epochs_run: int  #: epochs the final fit ran
-    stopped: str | None  #: ``"early_stopping"`` when the final fit stopped early
-    batch_size: int
-    cv: CVScores | None
-    fit_seconds: float
-    predict_ms_per_image: float
-    validation_accuracy: float
-    training_accuracy: float
-    confusion_matrix: list
-    per_class: dict
-    curves: dict
-    training_files: list
-    validation_files: list
-    validation_true: list
-    validation_predicted: list
-    test_accuracy: float | None = None
-    test_ci95: tuple | None = None
-    test_predicted: list | None = None  #: the label predicted for each test image
-    test_confidence: list | None = None  #: the probability of that label
-    test_report: dict | None = None  #: per-class precision, recall, F1 (classification_report)
-    calibration: dict | None = None  #: reliability curve and expected calibration error
-
-
-@dataclass
-class BudgetPoint:
-    """One approach trained on ``per_class`` images of each class, scored on the test set."""
-
-    approach: str
-    per_class: int
-    n_train: int
-    capped: bool  #: some class had fewer images than ``per_class``
-    test_accuracy: float
-    test_ci95: tuple
-
-
-@dataclass
-class ComparisonResult:
-    """What :func:`~sk_animals.evaluation.compare` measured, per approach, on one common test set.
-
-    Attributes
-    ----------
-    approaches : list of ApproachResult
-        One record per approach: settings, cross-validation scores, validation, test
-        and training accuracy, confusion matrix, per-class rates, timings and curves.
-    pipelines : dict of str to Pipeline
-        The fitted ``ImageLoader -> classifier`` pipelines, predicting from paths.
-    classes : list of str
-        The class labels.
-    skipped : list of (str, str)
-        Files left out of the data and why.
-    test_files, test_true : list of str
-        The common test set, drawn first and never trained, validated or tuned on.
-    differences : list
-        Each pair of approaches on the test set, as a record of the two names (``a``,
-        ``b``) and their :class:`~sk_animals.stats.Difference` (``difference``): accuracy
-        difference with its 95% paired-bootstrap interval and McNemar's exact p-value.
-    budget_curve : list of BudgetPoint
-        Test accuracy of each approach against images per class, when budgets are given.
-    audit : sk_animals.audit.AuditResult or None
-        Duplicates, near duplicates, label conflicts and test/train leaks in the data.
-    deduplicated : list of str
-        Images that ``dedupe=True`` left out, one kept of each duplicate group.
-    notes : list of str
-        What the reader must know: capped budgets, transfer without pretrained weights.
-    """
-
-    approaches: list = field(default_factory=list)
-    pipelines: dict = field(default_factory=dict)
-    classes: list = field(default_factory=list)
-    skipped: list = field(default_factory=list)
-    test_files: list = field(default_factory=list)
-    test_true: list = field(default_factory=list)
-    differences: list = field(default_factory=list)
-    budget_curve: list = field(default_factory=list)
-    audit: object = None
-    deduplicated: list = field(default_factory=list)
-    notes: list = field(default_factory=list)
-
-    COLUMNS = (
-        "Approach",
-        "Test accuracy (95% CI)",
-        "Validation accuracy",
-        "Training accuracy",
-        "CV accuracy (mean ± std)",
-        "Images per class",
-        "Image size",
-        "Learning rate",
-        "Epochs",
-        "Fit time (s)",
-        "Predict time (ms/image)",
-    )
-
-    def table(self):
-        """The side-by-side table: a row of formatted cells per approach."""
-        rows = []
-        for r in self.approaches:
-            cv = r.cv
-            epochs = f"{r.epochs_run} of {r.epochs} ({r.stopped})" if r.stopped else r.epochs
-            test = (
-                "-"
-                if r.test_accuracy is None
-                else f"{r.test_accuracy:.2%} ({r.test_ci95[0]:.1%}–{r.test_ci95[1]:.1%})"
-            )
-            rows.append(
-                [
-                    r.name,
-                    test,
-                    f"{r.validation_accuracy:.2%}",
-                    f"{r.training_accuracy:.2%}",
-                    "-" if cv is None else f"{cv.mean:.2%} ± {cv.std:.2%} ({cv.folds} folds)",
-                    str(r.images_per_class),
-                    f"{r.image_size}x{r.image_size}",
-                    f"{r.lr:g}",
-                    str(epochs),
-                    f"{r.fit_seconds:.1f}",
-                    f"{r.predict_ms_per_image:.2f}",
-                ]
-            )
-        return rows
-
-    def verdicts(self):
-        """One sentence per pair of approaches, and what the reader must know."""
-        from .stats import verdict
-
-        sentences = [verdict(d.a, d.b, d.difference) for d in self.differences]
-        return sentences + self.notes
-
-    def budget_matches(self):
-        """Sentences "A with N per class matches B with M per class" from the curve."""
-        by = {}
-        for p in self.budget_curve:
-            by.setdefault(p.approach, []).append(p)
-        out = []
-        for a, points_a in by.items():
-            for b, points_b in by.items():
-                if a == b:
-                    continue
-                best_b = max(points_b, key=lambda p: p.per_class)
-                smaller = [p for p in points_a if p.per_class < best_b.per_class]
-                match = min(
-                    (p for p in smaller if p.test_accuracy >= best_b.test_accuracy),
-                    key=lambda p: p.per_class,
-                    default=None,
-                )
-                if match:
-                    out.append(
-                        f"{a} with {match.per_class} per class ({match.test_accuracy:.1%}) "
-                        f"matches {b} with {best_b.per_class} per class "
-                        f"({best_b.test_accuracy:.1%})"
-                    )
-        return out
-
-    def to_markdown(self):
-        """The table as Markdown."""
-        from .report import markdown_table
-
-        return markdown_table(self.COLUMNS, self.table())
-
-    def to_dict(self):
-        """Everything measured, JSON-serialisable."""
-        return {
-            "classes": self.classes,
-            "skipped": [list(s) for s in self.skipped],
-            "test": {"n": len(self.test_files), "files": self.test_files, "true": self.test_true},
-            "verdict": self.verdicts(),
-            "approaches": [asdict(r) for r in self.approaches],
-            "differences": [_difference_json(d) for d in self.differences],
-            "deduplicated": self.deduplicated,
-            "budget_curve": [asdict(p) for p in self.budget_curve],
-            "budget_matches": self.budget_matches(),
-            "audit": None
-            if self.audit is None
-            else {**self.audit.to_dict(), "counts": self.audit.summary()},
-            "notes": self.notes,
-        }
-
-    def save(self, out_dir, names=None):
-        """Write the report and the fitted pipelines of ``names`` (all) into ``out_dir``.
-
-        Pipelines are written as ``<name>.skmodel`` files (:func:`sk_animals.save`):
-        weights and settings, no pickle; :func:`sk_animals.load` reads them.
-
-        Parameters
-        ----------
-        out_dir : str or path-like
-            Created if missing; files of the same names are replaced.
-        names : list of str, default=None
-            Approaches whose pipelines to write; all by default.
-
-        Returns
-        -------
-        paths : dict of str to pathlib.Path
-            The report files written.
-        """
-        from .report import write_report
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        for name in self.pipelines if names is None else names:
-            save(self.pipelines[name], out / f"{name}{SUFFIX}")
-        return write_report(self, out)
-
-
-def _difference_json(pair):
-    """A pair's comparison, named: McNemar's discordant counts get names of their own."""
-    d = pair.difference
-    return {
-        "a": pair.a,
-        "b": pair.b,
-        "difference": d.difference,
-        "ci95": d.ci95,
-        "mcnemar_p": d.mcnemar_p,
-        "a_accuracy": d.a_accuracy,
-        "b_accuracy": d.b_accuracy,
-        "only_a_correct": d.b,
-        "only_b_correct": d.c,
-        "n": d.n,
-    }
-
-
-@dataclass
-class PairDifference:
-    """Two approaches compared on the common test set."""
-
-    a: str
-    b: str
-    difference: object  #: a :class:`sk_animals.stats.Difference`
 
 
 def _say(prefix, verbose, message):
@@ -877,6 +619,17 @@ def _notes(result, approaches):
             f"--dedupe left out {len(result.deduplicated)} duplicate images before any split "
             "(listed in metrics.json)"
         )
+    audit = result.audit
+    groups = [] if audit is None else audit.exact_duplicate_groups + audit.near_duplicate_groups
+    for record in result.approaches:
+        train, valid = set(record.training_files), set(record.validation_files)
+        crossing = sum(bool(train.intersection(g)) and bool(valid.intersection(g)) for g in groups)
+        if crossing:
+            notes.append(
+                f"{crossing} group(s) of duplicate images span {record.name}'s training and "
+                "validation images, so its validation accuracy may be optimistic (the "
+                "audit lists the groups; --dedupe keeps one of each)"
+            )
     capped = sorted({p.per_class for p in result.budget_curve if p.capped})
     if capped:
         notes.append(

@@ -1,4 +1,4 @@
-"""Figures and report files for a :class:`~sk_animals.evaluation.ComparisonResult`.
+"""Figures and report files for a :class:`~sk_animals.results.ComparisonResult`.
 
 The paper's figures: iteration vs accuracy and loss (Figs. 8-9), predicted validation
 images (Figs. 10-11), confusion matrices in counts and row-normalised (Figs. 12-13); and

@@ -127,6 +127,24 @@ def test_training_curves_count_iterations(shapes):
     assert curves["valid"]["iteration"] == [3, 6, 9, 12, 15, 18, 21, 24]
 
 
+def test_duplicates_across_an_approachs_validation_split_are_said(folder, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(folder, tmp_path / "dup")
+    for path in sorted(copy.rglob("*.png")):  # every image twice
+        shutil.copy(path, path.with_name(f"again_{path.name}"))
+    result = compare(copy, [approach("small", fast(), 32)], cv=0, test_size=0.2, verbose=0)
+    (note,) = [n for n in result.notes if "validation accuracy may be optimistic" in n]
+    record = result.approaches[0]
+    train, valid = set(record.training_files), set(record.validation_files)
+    crossing = [
+        g for g in result.audit.exact_duplicate_groups if train & set(g) and valid & set(g)
+    ]
+    assert crossing and note.startswith(f"{len(crossing)} group(s)") and "small's" in note
+    clean = compare(folder, [approach("small", fast(), 32)], cv=0, verbose=0)
+    assert not [n for n in clean.notes if "optimistic" in n]
+
+
 def test_too_few_images_is_refused_before_any_work(folder):
     with pytest.raises(ValueError, match="too few for 11 folds"):
         compare(folder, [approach("small", fast(), 32, per_class=15)], cv=11, verbose=0)
