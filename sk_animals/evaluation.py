@@ -489,7 +489,8 @@ def compare(
     validation accuracy), and scored on the common test set with a 95% Wilson interval.
     Each pair of approaches is compared on the same test images: the accuracy difference
     with a 95% paired-bootstrap interval and McNemar's exact test. Computing does no
-    file I/O: write the result with :meth:`ComparisonResult.save`, or pass
+    file I/O: write the result with :meth:`ComparisonResult.save
+    <sk_animals.results.ComparisonResult.save>`, or pass
     ``on_approach`` to save each approach as soon as it finishes.
 
     Parameters
