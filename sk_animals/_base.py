@@ -263,9 +263,11 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
     def device(self, value):
         self.__dict__["device"] = value
 
+    _LR_PARAMS = frozenset({"lr", "optimizer__lr"})  # parameters that set a group's lr
+
     def set_params(self, **params):
         super().set_params(**params)
-        if self.initialized_ and "lr" in params:
+        if self.initialized_ and self._LR_PARAMS & set(params):
             for group in self.optimizer_.param_groups:
                 group.pop("peak_lr", None)  # a learning-rate schedule peaks at the new lr
         return self

@@ -57,6 +57,13 @@ class AuditResult:
         """The result as plain lists, dicts, strings and numbers."""
         return asdict(self)
 
+    def clusters(self):
+        """Every group of copies once: the near-duplicate groups, which hold the exact
+        groups among their members, and the exact groups that no near group holds."""
+        near = {p for g in self.near_duplicate_groups for p in g}
+        alone = [g for g in self.exact_duplicate_groups if g[0] not in near]
+        return self.near_duplicate_groups + alone
+
     def summary(self):
         """Number of groups of each kind, as a dict."""
         return {
@@ -262,9 +269,7 @@ def dedupe(paths, labels, audit):
     """
     paths = _as_paths(paths)
     _column(labels, "labels", len(paths))
-    # exact groups first: the near group that holds one overrides its keeper
-    groups = audit.exact_duplicate_groups + audit.near_duplicate_groups
-    keeper = {p: min(g) for g in groups for p in g}
+    keeper = {p: min(g) for g in audit.clusters() for p in g}
     seen = set()
     keep = np.zeros(len(paths), bool)
     for i, p in enumerate(paths):

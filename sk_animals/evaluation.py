@@ -39,6 +39,7 @@ __all__ = [
     "BudgetPoint",
     "CVScores",
     "ComparisonResult",
+    "PairDifference",
     "compare",
     "demo_protocol",
     "paper_protocol",
@@ -620,8 +621,7 @@ def _notes(result, approaches):
             f"--dedupe left out {len(result.deduplicated)} duplicate images before any split "
             "(listed in metrics.json)"
         )
-    audit = result.audit
-    groups = [] if audit is None else audit.exact_duplicate_groups + audit.near_duplicate_groups
+    groups = [] if result.audit is None else result.audit.clusters()
     for record in result.approaches:
         train, valid = set(record.training_files), set(record.validation_files)
         crossing = sum(bool(train.intersection(g)) and bool(valid.intersection(g)) for g in groups)

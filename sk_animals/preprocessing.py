@@ -180,10 +180,11 @@ def _as_items(X):
         raise TypeError("X must be a sequence of images; wrap a single image in a list: [X]")
     if isinstance(X, np.ndarray) and X.ndim == 0:
         raise TypeError("X must be a sequence of images, got a 0-d array")
-    if isinstance(X, np.ndarray) and X.ndim == 3 and X.shape[2] in (3, 4):
+    if isinstance(X, np.ndarray) and X.ndim == 3 and X.shape[2] in (1, 3, 4):
         raise TypeError(
-            f"X is one image of shape {X.shape}, not a sequence of images; "
-            "add a leading axis (X[None]) or wrap it in a list: [X]"
+            f"X is one image of shape {X.shape}, not a sequence of images; add a leading "
+            "axis (X[None]) or wrap it in a list: [X] (a stack of grayscale images must "
+            "be more than 4 pixels wide)"
         )
     try:
         return list(X)
@@ -504,6 +505,8 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         ------
         ImageLoadError
             Listing every input that could not be loaded.
+        TypeError
+            When ``X`` is not a sequence of images, e.g. one image as an array.
         """
         self._validate_params()
         if self.cache_dir is not None:

@@ -199,17 +199,24 @@ class TransferClassifier(ImageClassifier):
             split += [{"params": new, "lr": kwargs["lr"] * self.head_lr_factor}] if new else []
         return (split,), kwargs
 
+    _LR_PARAMS = ImageClassifier._LR_PARAMS | {"head_lr_factor"}
+
     def set_params(self, **params):
         super().set_params(**params)
-        if self.initialized_ and {"lr", "optimizer__lr", "head_lr_factor"} & set(params):
+        if self.initialized_ and self._LR_PARAMS & set(params):
             # skorch sets one lr on every group; derive the head's again. optimizer__lr
-            # changes the optimizer only (as in skorch), not ``lr``.
-            (groups,), kwargs = self.get_params_for_optimizer(
-                "optimizer", self.get_all_learnable_params()
-            )
-            scale = params.get("optimizer__lr", kwargs["lr"]) / kwargs["lr"]
+            # changes the optimizer alone, as in skorch: ``lr`` keeps its value.
+            lr = self.lr
+            if "lr" not in params:
+                self.lr = params.get("optimizer__lr", lr)
+            try:
+                (groups,), kwargs = self.get_params_for_optimizer(
+                    "optimizer", self.get_all_learnable_params()
+                )
+            finally:
+                self.lr = lr
             for group, derived in zip(self.optimizer_.param_groups, groups, strict=True):
-                group["lr"] = derived.get("lr", kwargs["lr"]) * scale
+                group["lr"] = derived.get("lr", kwargs["lr"])
         return self
 
 

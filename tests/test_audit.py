@@ -79,6 +79,7 @@ def test_planted_duplicates_are_found(planted):
         [("test/dog/img15_small.jpg", "test"), ("train/dog/img15.png", "train")],
     ]
     assert result.unreadable == []
+    assert len(result.clusters()) == 6
     assert result.summary() == {
         "exact_duplicate_groups": 3,
         "near_duplicate_groups": 3,
@@ -101,6 +102,7 @@ def test_a_near_group_also_holds_its_exact_copies(tmp_path):
     result = audit_images(paths, [0, 0, 0])
     assert result.near_duplicate_groups == [sorted(map(str, paths))]
     assert result.exact_duplicate_groups == [[str(paths[0]), str(paths[1])]]
+    assert result.clusters() == [sorted(map(str, paths))]  # one group of copies, not two
     assert dedupe(paths, [0, 0, 0], result).tolist() == [True, False, False]
 
 

@@ -59,9 +59,9 @@ def compared(tmp_path_factory):
 def test_compare_writes_report_metrics_models_and_figures(compared):
     _, out, stdout = compared
     assert "| scratch |" in stdout and "| transfer |" in stdout
-    report = (out / "report.md").read_text()
+    report = (out / "report.md").read_text(encoding="utf-8")
     assert "| scratch |" in report and "Validation accuracy" in report
-    assert "<table>" in (out / "report.html").read_text()
+    assert "<table>" in (out / "report.html").read_text(encoding="utf-8")
     metrics = json.loads((out / "metrics.json").read_text())
     assert [a["name"] for a in metrics["approaches"]] == ["scratch", "transfer"]
     assert metrics["approaches"][1]["image_size"] == 224
@@ -298,7 +298,7 @@ def test_overwrite_keeps_the_earlier_run_when_an_option_is_bad(small_folder, tmp
     (out / "report.md").write_text("the earlier run")
     argv = ["compare", str(small_folder), "--out", str(out), "--overwrite"]
     assert main([*argv, "--device", "cuda:7"]) == 2
-    assert (out / "report.md").read_text() == "the earlier run"
+    assert (out / "report.md").read_text(encoding="utf-8") == "the earlier run"
 
 
 def test_demo_refuses_options_it_would_ignore(tmp_path, capsys):

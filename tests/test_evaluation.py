@@ -137,9 +137,7 @@ def test_duplicates_across_an_approachs_validation_split_are_said(folder, tmp_pa
     (note,) = [n for n in result.notes if "validation accuracy may be optimistic" in n]
     record = result.approaches[0]
     train, valid = set(record.training_files), set(record.validation_files)
-    crossing = [
-        g for g in result.audit.exact_duplicate_groups if train & set(g) and valid & set(g)
-    ]
+    crossing = [g for g in result.audit.clusters() if train & set(g) and valid & set(g)]
     assert crossing and note.startswith(f"{len(crossing)} group(s)") and "small's" in note
     clean = compare(folder, [approach("small", fast(), 32)], cv=0, verbose=0)
     assert not [n for n in clean.notes if "optimistic" in n]
@@ -156,7 +154,7 @@ def test_failure_keeps_finished_work(folder, tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         compare(folder, approaches, cv=0, on_approach=save_each(tmp_path / "out"), verbose=0)
     assert (tmp_path / "out" / "small.skmodel").exists()
-    assert "| small |" in (tmp_path / "out" / "report.md").read_text()
+    assert "| small |" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
 
 
 def test_unreadable_images_are_named_in_the_report(folder, tmp_path):
@@ -168,7 +166,7 @@ def test_unreadable_images_are_named_in_the_report(folder, tmp_path):
         result = compare(copy, [approach("small", fast(), 32)], cv=0, verbose=0)
     result.save(tmp_path / "o")
     assert result.skipped and "broken.png" in result.skipped[0][0]
-    assert "broken.png" in (tmp_path / "o" / "report.md").read_text()
+    assert "broken.png" in (tmp_path / "o" / "report.md").read_text(encoding="utf-8")
 
 
 def test_transfer_approach_with_weights_file(folder, tmp_path):

@@ -114,7 +114,7 @@ def test_sigint_during_compare_keeps_finished_work_and_exits_130(tmp_path):
     assert [a["name"] for a in metrics["approaches"]] == ["scratch"]
     assert metrics["approaches"][0]["epochs_run"] == 40
     assert (out / "scratch.skmodel").exists() and not (out / "transfer.skmodel").exists()
-    assert "| transfer |" not in (out / "report.md").read_text()
+    assert "| transfer |" not in (out / "report.md").read_text(encoding="utf-8")
 
 
 def test_sigint_during_tune_exits_130_and_fails_only_the_running_trial(tmp_path):

@@ -225,6 +225,8 @@ def test_a_single_array_image_is_refused_not_read_as_rows():
     with pytest.raises(TypeError, match=r"one image of shape \(40, 30, 3\).*X\[None\]"):
         ImageLoader(size=8).transform(image)
     assert ImageLoader(size=8).transform(image[None]).shape == (1, 8, 8, 3)
+    with pytest.raises(TypeError, match="one image"):
+        ImageLoader(size=8).transform(image[..., :1])
 
 
 def test_parallel_matches_serial(shapes):

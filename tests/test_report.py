@@ -94,14 +94,14 @@ def test_metrics_json_keeps_everything(compared):
 
 def test_html_is_self_contained_with_the_verdict_first(compared):
     _, paths = compared
-    page = paths["report.html"].read_text()
+    page = paths["report.html"].read_text(encoding="utf-8")
     assert re.search(r"<h1>[^<]*</h1><p class=\"verdict\">", page)
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     for source in sources[:3]:
         png = base64.b64decode(source.split(",", 1)[1])
         assert png.startswith(b"\x89PNG")
-    assert "budget_curve.png" in paths["report.md"].read_text()
+    assert "budget_curve.png" in paths["report.md"].read_text(encoding="utf-8")
     for name in ("good_mistakes.png", "good_reliability.png", "budget_curve.png"):
         with Image.open(Path(paths["report.md"]).parent / name) as img:
             assert img.format == "PNG" and img.width >= 300

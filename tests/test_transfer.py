@@ -107,6 +107,8 @@ def test_head_learns_20x_and_follows_lr(shapes):
     clf.set_params(optimizer__lr=0.002)  # skorch's way to change the optimizer alone
     assert [g["lr"] for g in clf.optimizer_.param_groups] == [0.002, pytest.approx(0.01)]
     assert clf.lr == 0.01
+    clf.set_params(lr=0.003, optimizer__lr=0.002)  # lr wins, as in skorch
+    assert [g["lr"] for g in clf.optimizer_.param_groups] == [0.003, pytest.approx(0.015)]
     refit = clone(clf).set_params(lr=0.001).fit(X[:4], y[:4])
     assert [g["lr"] for g in refit.optimizer_.param_groups] == [0.001, pytest.approx(0.005)]
     head = refit.optimizer_.param_groups[1]["params"]
@@ -218,6 +220,9 @@ def test_user_param_groups_are_honoured_beside_the_head(shapes):
     groups = clf.fit(X[:4], y[:4]).optimizer_.param_groups
     assert [g["lr"] for g in groups] == [0.5, 1e-4, pytest.approx(2e-3)]
     assert len(groups[0]["params"]) == 2  # the first convolution's weight and bias
+    for params in [{"lr": 0.01}, {"optimizer__lr": 0.01}]:  # the user's group keeps its lr
+        groups = clf.set_params(**params).optimizer_.param_groups
+        assert [g["lr"] for g in groups] == [0.5, 0.01, pytest.approx(0.2)]
 
 
 @pytest.mark.parametrize(
