@@ -5,6 +5,7 @@ No scikit-learn and no skorch here: the estimators in :mod:`sk_animals._base` ca
 
 import mmap
 import os
+import re
 
 import numpy as np
 import torch
@@ -178,7 +179,7 @@ class MappedPages:
         resident, inside = 0, False
         with open("/proc/self/smaps") as smaps:
             for line in smaps:
-                if line[:1] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:
+                if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):  # a mapping's header line
                     inside = line.rstrip("\n").endswith(str(path))
                 elif inside and line.startswith("Rss:"):
                     resident += int(line.split()[1])
