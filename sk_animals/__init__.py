@@ -5,12 +5,8 @@ The public names are imported on first use (PEP 562), so that ``import sk_animal
 """
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("sk-animals")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+from ._version import __version__  # noqa: F401  (the package's version)
 
 _HOMES = {
     "ImageLoadError": "preprocessing",

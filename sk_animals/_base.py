@@ -41,7 +41,9 @@ from ._tensors import (
     augment,
     channel_stats,
     check_images,
+    load_module_state,
     resolve_device,
+    state_tensors,
     to_network_input,
 )
 
@@ -342,6 +344,41 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
             if self.class_weight is None
             else compute_class_weight(self.class_weight, classes=self.classes_, y=y)
         )
+
+    # -- the fitted state, as plain values and tensors (what sk_animals.persistence stores)
+    def _fitted_state(self):
+        """What ``fit`` learned: (JSON values, CPU tensors by name); see ``_learn_data``."""
+        self.check_is_fitted()
+        classes = self.classes_
+        values = {
+            "classes_": {"dtype": classes.dtype.str, "values": classes.tolist()},
+            "image_size_": list(self.image_size_),
+        }
+        arrays = {"mean_": self.mean_, "std_": self.std_, "class_weight_": self.class_weight_}
+        return values, state_tensors(self.module_, **arrays)
+
+    def _restore_fitted_state(self, values, tensors):
+        """Become the fitted estimator whose ``_fitted_state`` gave ``values`` and ``tensors``.
+
+        The network is built without pretrained weights (nothing is read or downloaded),
+        then loaded from ``tensors``; the global torch RNG is left untouched.
+        """
+        classes = values["classes_"]
+        self.label_encoder_ = LabelEncoder()
+        self.label_encoder_.classes_ = np.array(classes["values"], np.dtype(classes["dtype"]))
+        self.image_size_ = tuple(values["image_size_"])
+        self.mean_, self.std_ = tensors["mean_"].numpy(), tensors["std_"].numpy()
+        weight = tensors.get("class_weight_")
+        self.class_weight_ = None if weight is None else weight.numpy()
+        self._stats_on_device_ = {}
+        self._restoring_ = True  # read by _module_kwargs: the weights come from tensors
+        try:
+            with torch.random.fork_rng(devices=[]):
+                self.initialize()
+        finally:
+            del self._restoring_
+        load_module_state(self.module_, tensors)
+        return self
 
     def _normalization(self, X):
         """Per-channel (mean, std) for the inputs; here, measured on the training data."""

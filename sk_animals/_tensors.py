@@ -193,3 +193,26 @@ class MappedPages:
         except OSError:  # an older kernel: nothing to gain here
             self.mapping = None
         self.unreleased = 0
+
+
+def state_tensors(module, **arrays):
+    """A fitted estimator's tensors by name: ``module_.<key>`` for the module, then ``arrays``.
+
+    ``arrays`` that are None are left out; all tensors are contiguous and on the CPU.
+    """
+    tensors = {
+        f"module_.{k}": t.detach().cpu().contiguous() for k, t in module.state_dict().items()
+    }
+    for name, value in arrays.items():
+        if value is not None:
+            tensors[name] = torch.from_numpy(np.array(value))
+    return tensors
+
+
+def load_module_state(module, tensors):
+    """Load the ``module_.*`` entries of :func:`state_tensors` into ``module``; return it."""
+    prefix = "module_."
+    module.load_state_dict(
+        {k[len(prefix) :]: t for k, t in tensors.items() if k.startswith(prefix)}
+    )
+    return module

@@ -10,7 +10,6 @@ import os
 import sys
 import tempfile
 import traceback
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ._backbones import BACKBONES
@@ -397,10 +396,8 @@ def _add_common(p, *, data_help):
 
 def build_parser():
     """The argument parser of ``sk-animals``."""
-    try:
-        __version__ = version("sk-animals")
-    except PackageNotFoundError:
-        __version__ = "0+unknown"
+    from ._version import __version__
+
     parser = _Parser(
         prog="sk-animals",
         description="Train a CNN from scratch or transfer an ImageNet network? "

@@ -24,26 +24,46 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.validation import check_is_fitted
 
-from . import __version__
-from ._base import ImageClassifier
-from ._networks import TransferNet
+from ._networks import PaperCNN, ResidualCNN, TransferNet
+from ._version import __version__
 from .preprocessing import ImageLoader
 from .scratch import ScratchCNNClassifier
 from .transfer import AlexNetTransferClassifier, PretrainedFeatures, TransferClassifier
 
 __all__ = ["FORMAT_VERSION", "SUFFIX", "load", "save"]
 
-FORMAT_VERSION = 1  #: bumped when a file of this version could not be read by older code
+#: Bumped when a file of this version could not be read by older code. Version 2 names
+#: sk_animals' classes by their registry name; version 1 files (dotted module paths) load.
+FORMAT_VERSION = 2
 SUFFIX = ".skmodel"
 _KEY = "sk_animals"  # the safetensors metadata entry that holds the JSON
-_CLASSES = ImageLoader, ScratchCNNClassifier, TransferClassifier, AlexNetTransferClassifier
-_ESTIMATORS = {cls.__name__: cls for cls in (*_CLASSES, PretrainedFeatures)}
-#: the parameters that may name a class: the dotted-name prefix it must have, and its base
+
+#: The classes a file may name, by stable registry name: where a class lives may change,
+#: its name in files does not. Each estimator returns and restores its own fitted state
+#: (``_fitted_state`` / ``_restore_fitted_state``); this module only stores it.
+REGISTRY = {
+    cls.__name__: cls
+    for cls in (
+        ImageLoader,
+        PretrainedFeatures,
+        ScratchCNNClassifier,
+        TransferClassifier,
+        AlexNetTransferClassifier,
+        PaperCNN,
+        ResidualCNN,
+        TransferNet,
+    )
+}
+_ESTIMATORS = {name for name, cls in REGISTRY.items() if not issubclass(cls, torch.nn.Module)}
+#: The names that version 1 files gave the networks.
+_LEGACY_NAMES = {
+    f"sk_animals._networks.{name}": name for name in ("PaperCNN", "ResidualCNN", "TransferNet")
+}
+#: The parameters that may name a class: the dotted-name prefix of a class outside
+#: sk_animals (``None``: registry names only), and the base every class must have.
 _CALLABLES = {
-    "module": ("sk_animals._networks.", torch.nn.Module),
+    "module": (None, torch.nn.Module),
     "criterion": ("torch.nn.", torch.nn.Module),
     "optimizer": ("torch.optim.", torch.optim.Optimizer),
     "iterator_train": ("torch.utils.data.", torch.utils.data.DataLoader),
@@ -56,9 +76,33 @@ def _dotted(cls):
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _allowed(key, cls):
-    prefix, base = _CALLABLES.get(key, ("-", object))
-    return isinstance(cls, type) and _dotted(cls).startswith(prefix) and issubclass(cls, base)
+def _class_name(key, cls):
+    """How a file names ``cls`` given as parameter ``key``: its registry or dotted name."""
+    prefix, base = _CALLABLES.get(key, ("-", None))
+    if not (isinstance(cls, type) and base is not None and issubclass(cls, base)):
+        return None
+    if REGISTRY.get(cls.__name__) is cls:
+        return cls.__name__
+    if prefix is not None and _dotted(cls).startswith(prefix):
+        return _dotted(cls)
+    return None
+
+
+def _class_of(key, name):
+    """The class a file names for parameter ``key``; ValueError when it is not allowed."""
+    prefix, base = _CALLABLES.get(key, ("-", None))
+    name = _LEGACY_NAMES.get(name, name)
+    cls = REGISTRY.get(name)
+    if cls is None and prefix is not None and name.startswith(prefix):
+        module, _, attr = name.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), attr, None)
+        except ImportError:
+            cls = None
+        cls = cls if isinstance(cls, type) and _dotted(cls) == name else None
+    if base is None or cls is None or not issubclass(cls, base):
+        raise ValueError(f"{key}=class {name!r} is not on the allow-list")
+    return cls
 
 
 def _encode(value, key=None):
@@ -75,8 +119,9 @@ def _encode(value, key=None):
         return {"dict": [[_encode(k), _encode(v)] for k, v in value.items()]}
     if isinstance(value, torch.device):
         return {"device": str(value)}
-    if _allowed(key, value):
-        return {"class": _dotted(value)}
+    name = _class_name(key, value)
+    if name is not None:
+        return {"class": name}
     raise TypeError(f"cannot save a {type(value).__name__}")
 
 
@@ -92,15 +137,9 @@ def _decode(value, key=None):
         return {_decode(k): _decode(v) for k, v in data}
     if kind == "device":
         return torch.device(data)
-    if kind == "class" and data.startswith(_CALLABLES.get(key, ("-",))[0]):
-        module, _, name = data.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module), name, None)
-        except ImportError:
-            cls = None
-        if _allowed(key, cls) and _dotted(cls) == data:
-            return cls
-    raise ValueError(f"{key}={kind} {data!r} is not on the allow-list of a model file")
+    if kind == "class":
+        return _class_of(key, data)
+    raise ValueError(f"{key}={kind} {data!r} is not on the allow-list")
 
 
 def _params(est):
@@ -117,7 +156,8 @@ def _params(est):
             if key == "module":
                 raise TypeError(
                     f"cannot save module={value!r}: the safe format rebuilds only the network "
-                    "classes of sk_animals._networks; save other models with joblib"
+                    "classes of the registry (PaperCNN, ResidualCNN, TransferNet); save "
+                    "other models with joblib"
                 ) from None
             dropped.append(key)
     # a dropped callbacks or optimizer takes its keyword parameters with it
@@ -125,25 +165,10 @@ def _params(est):
     return {k: v for k, v in params.items() if k not in dropped}, dropped
 
 
-def _fitted(name, est):
-    """What ``fit`` learned: the JSON part and the tensors (on the CPU)."""
-    check_is_fitted(est)
-    fitted, tensors = {}, {}
-    if isinstance(est, ImageClassifier):
-        classes = est.classes_
-        fitted = {
-            "classes_": {"dtype": classes.dtype.str, "values": classes.tolist()},
-            "image_size_": list(est.image_size_),
-        }
-    elif isinstance(est, PretrainedFeatures):
-        fitted = {"n_features_out_": int(est.n_features_out_)}
-    if hasattr(est, "module_"):
-        state = est.module_.state_dict()
-        tensors = {f"{name}.module_.{k}": t.detach().cpu().contiguous() for k, t in state.items()}
-    for attr in ("mean_", "std_", "class_weight_"):
-        if getattr(est, attr, None) is not None:
-            tensors[f"{name}.{attr}"] = torch.from_numpy(np.array(getattr(est, attr)))
-    return fitted, tensors
+def _state(name, est):
+    """What ``fit`` learned, as the estimator hands it: JSON values and prefixed tensors."""
+    values, tensors = est._fitted_state()
+    return values, {f"{name}.{key}": tensor for key, tensor in tensors.items()}
 
 
 def save(estimator, path):
@@ -198,13 +223,16 @@ def save(estimator, path):
     pipeline = isinstance(estimator, Pipeline)
     steps, tensors, dropped = [], {}, {}
     for name, est in estimator.steps if pipeline else [("estimator", estimator)]:
-        if type(est) not in _ESTIMATORS.values():
+        if (
+            REGISTRY.get(type(est).__name__) is not type(est)
+            or type(est).__name__ not in _ESTIMATORS
+        ):
             raise TypeError(
                 f"cannot save step {name!r} ({type(est).__name__}): the safe format knows "
-                f"{', '.join(_ESTIMATORS)}; save other models with joblib"
+                f"{', '.join(sorted(_ESTIMATORS))}; save other models with joblib"
             )
         params, dropped[name] = _params(est)
-        fitted, step_tensors = _fitted(name, est)
+        fitted, step_tensors = _state(name, est)
         tensors.update(step_tensors)
         steps.append(
             {"name": name, "class": type(est).__name__, "params": params, "fitted": fitted}
@@ -283,37 +311,26 @@ def _device(saved, requested, path):
     return saved
 
 
-def _rebuild(step, tensors, device, path):
-    """One fitted step from its JSON and its tensors, the network built at random then loaded."""
-    if step["class"] not in _ESTIMATORS:
-        raise ValueError(f"{path} names estimator {step['class']!r}, not on the allow-list")
-    params = {k: _decode(v, k) for k, v in step["params"].items()}
+def _rebuild(step, tensors, device, path, saved):
+    """One fitted step from its JSON and its tensors; the estimator restores its own state."""
+    cls = REGISTRY.get(step["class"]) if step["class"] in _ESTIMATORS else None
+    if cls is None:
+        raise ValueError(
+            f"{path} names estimator {step['class']!r}, not on the allow-list of sk_animals "
+            f"{__version__} (the file was written by sk_animals {saved})"
+        )
+    try:
+        params = {k: _decode(v, k) for k, v in step["params"].items()}
+    except ValueError as exc:
+        raise ValueError(
+            f"{path}: {exc} of sk_animals {__version__} (the file was written by "
+            f"sk_animals {saved})"
+        ) from None
     if "device" in params:
         params["device"] = _device(params["device"], device, path)
-    built = {**params, "weights": None} if "weights" in params else params  # reads no weights
-    est = _ESTIMATORS[step["class"]](**built)
     prefix = f"{step['name']}."
     arrays = {k[len(prefix) :]: t for k, t in tensors.items() if k.startswith(prefix)}
-    state = {k[len("module_.") :]: t for k, t in arrays.items() if k.startswith("module_.")}
-    with torch.random.fork_rng(devices=[]):  # random init must not move the global RNG
-        if isinstance(est, ImageClassifier):
-            classes = step["fitted"]["classes_"]
-            est.label_encoder_ = LabelEncoder()
-            est.label_encoder_.classes_ = np.array(classes["values"], np.dtype(classes["dtype"]))
-            est.image_size_ = tuple(step["fitted"]["image_size_"])
-            est.mean_, est.std_ = arrays["mean_"].numpy(), arrays["std_"].numpy()
-            weight = arrays.get("class_weight_")
-            est.class_weight_ = None if weight is None else weight.numpy()
-            est.initialize()
-        elif isinstance(est, PretrainedFeatures):
-            est.module_ = TransferNet(None, est.backbone, None, freeze="body").eval()
-            est.mean_, est.std_ = arrays["mean_"].numpy(), arrays["std_"].numpy()
-            est.n_features_out_ = step["fitted"]["n_features_out_"]
-    if "weights" in params:
-        est.weights = params["weights"]  # recorded as given; the file holds the weights
-    if hasattr(est, "module_"):
-        est.module_.load_state_dict(state)
-    return est
+    return cls(**params)._restore_fitted_state(step["fitted"], arrays)
 
 
 def load(path, *, device=None):
@@ -359,7 +376,7 @@ def load(path, *, device=None):
         )
     steps = []
     for step in doc["steps"]:  # a loop, not a comprehension, for the warnings' stacklevel
-        steps.append((step["name"], _rebuild(step, tensors, device, os.fspath(path))))
+        steps.append((step["name"], _rebuild(step, tensors, device, os.fspath(path), saved)))
     if doc["pipeline"] is None:
         return steps[0][1]
     return Pipeline(steps, **{k: _decode(v, k) for k, v in doc["pipeline"].items()})

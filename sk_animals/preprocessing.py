@@ -523,6 +523,14 @@ class ImageLoader(TransformerMixin, BaseEstimator):
             raise ImageLoadError(errors)
         return out
 
+    def _fitted_state(self):
+        """Nothing is learned: no values, no tensors (see ``sk_animals.persistence``)."""
+        return {}, {}
+
+    def _restore_fitted_state(self, values, tensors):
+        """Nothing to restore; return self."""
+        return self
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False

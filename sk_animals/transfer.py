@@ -22,7 +22,13 @@ from ._backbones import (
 )
 from ._base import ImageClassifier, shared_docs
 from ._networks import TransferNet
-from ._tensors import check_images, resolve_device, to_network_input
+from ._tensors import (
+    check_images,
+    load_module_state,
+    resolve_device,
+    state_tensors,
+    to_network_input,
+)
 
 __all__ = [
     "BACKBONES",
@@ -153,7 +159,8 @@ class TransferClassifier(ImageClassifier):
         return {
             **super()._module_kwargs(),
             "backbone": self.backbone,
-            "weights": self.weights,
+            # a saved model's weights come from its file, not from the pretrained ones
+            "weights": None if self.__dict__.get("_restoring_") else self.weights,
             "freeze": self.freeze,
         }
 
@@ -347,6 +354,21 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             self.batch_size,
             resolve_device(self.device),
         )
+
+    def _fitted_state(self):
+        """What ``fit`` loaded: (JSON values, CPU tensors by name)."""
+        check_is_fitted(self, "module_")
+        tensors = state_tensors(self.module_, mean_=self.mean_, std_=self.std_)
+        return {"n_features_out_": int(self.n_features_out_)}, tensors
+
+    def _restore_fitted_state(self, values, tensors):
+        """Become the fitted transformer of ``values`` and ``tensors``; reads no weights."""
+        with torch.random.fork_rng(devices=[]):
+            module = TransferNet(None, self.backbone, None, freeze="body")
+        self.module_ = load_module_state(module, tensors).eval()
+        self.mean_, self.std_ = tensors["mean_"].numpy(), tensors["std_"].numpy()
+        self.n_features_out_ = values["n_features_out_"]
+        return self
 
     @property
     def _n_features_out(self):

@@ -280,6 +280,34 @@ def test_gpu_saved_model_loads_on_cpu(shapes, tmp_path, monkeypatch):
     assert_allclose(on_cpu.predict_proba(X), clf.predict_proba(X), rtol=1e-4, atol=1e-5)
 
 
+def test_files_name_classes_by_registry_name(saved):
+    doc = _read(saved[1])[0]
+    assert doc["format"] == FORMAT_VERSION == 2
+    assert doc["steps"][0]["class"] == "ScratchCNNClassifier"
+    assert doc["steps"][0]["params"]["module"] == {"class": "PaperCNN"}
+    assert doc["steps"][0]["params"]["criterion"] == {
+        "class": "torch.nn.modules.loss.CrossEntropyLoss"
+    }
+
+
+@pytest.mark.parametrize("where", ["class", "module"])
+def test_a_class_this_release_does_not_know_fails_in_one_line(where, saved, tmp_path):
+    def future(doc):
+        doc["versions"]["sk_animals"] = "9.0"
+        step = doc["steps"][0]
+        if where == "class":
+            step["class"] = "FutureClassifier"
+        else:
+            step["params"]["module"] = {"class": "FutureNet"}
+
+    path = _rewrite(saved[1], tmp_path / "future.skmodel", future)
+    with pytest.raises(ValueError) as info:
+        load(path)
+    message = str(info.value)
+    assert "\n" not in message and "Future" in message
+    assert f"of sk_animals {__version__} (the file was written by sk_animals 9.0)" in message
+
+
 @pytest.mark.parametrize(
     "edit, match",
     [
