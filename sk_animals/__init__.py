@@ -8,7 +8,9 @@ import importlib
 
 from ._version import __version__  # noqa: F401  (the package's version)
 
+#: Every public object and its one documented home; each is imported on first use.
 _HOMES = {
+    # loading images and data sets
     "ImageLoadError": "preprocessing",
     "ImageLoader": "preprocessing",
     "find_bad_images": "preprocessing",
@@ -19,6 +21,20 @@ _HOMES = {
     "make_image_dataset": "datasets",
     "make_image_folder": "datasets",
     "save_image_folder": "datasets",
+    "audit_images": "audit",
+    "dedupe": "audit",
+    # estimators
+    "ImageClassifier": "_base",
+    "ScratchCNNClassifier": "scratch",
+    "TransferClassifier": "transfer",
+    "AlexNetTransferClassifier": "transfer",
+    "PretrainedFeatures": "transfer",
+    # comparing, tuning, saving
+    "Approach": "evaluation",
+    "compare": "evaluation",
+    "paper_protocol": "evaluation",
+    "demo_protocol": "evaluation",
+    "tune": "tuning",
     "save": "persistence",
     "load": "persistence",
 }

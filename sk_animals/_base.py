@@ -3,8 +3,9 @@
 It owns the scikit-learn and skorch glue common to training any CNN on the uint8 images
 of :class:`~sk_animals.preprocessing.ImageLoader`: parameter validation, labels, device,
 seeding, class weights, optimizer defaults, mixed precision, interrupts and the callbacks
-that draw the paper's curves. Tensor code lives in :mod:`sk_animals._tensors`, callbacks
-in :mod:`sk_animals._callbacks`, networks in :mod:`sk_animals._networks`.
+that draw the paper's curves. Tensor code lives in ``_tensors``, callbacks in
+``_callbacks``, networks in ``_networks``; the public home of the base is
+:class:`sk_animals.ImageClassifier`.
 """
 
 from contextlib import contextmanager, nullcontext, suppress

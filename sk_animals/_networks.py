@@ -1,8 +1,16 @@
-"""Plain torch modules and surgery: the paper's CNN, new heads, freezing. No scikit-learn here."""
+"""Plain torch modules and surgery: the paper's CNN, new heads, freezing. No scikit-learn here.
+
+What a backbone is made of (its head, its blocks) is found by :mod:`sk_animals._backbones`.
+"""
 
 from torch import nn
 
-from ._backbones import load_backbone
+from ._backbones import (
+    feature_blocks,  # noqa: F401  (its home in earlier releases)
+    find_head,
+    freezable_blocks,
+    load_backbone,
+)
 
 __all__ = ["PaperCNN", "ResidualCNN", "TransferNet"]
 
@@ -207,73 +215,6 @@ def _unclip(model, dotted):
     following = names[names.index(child) + 1] if child in names[:-1] else None
     if following is not None and isinstance(parent[names.index(following)], nn.ReLU):
         _replace(model, f"{parent_name}.{following}".lstrip("."), nn.Identity())
-
-
-def find_head(model, n_outputs=1000):
-    """Dotted path of the last layer that produces the ``n_outputs`` ImageNet classes.
-
-    The last :class:`~torch.nn.Linear` with ``n_outputs`` outputs or 1x1
-    :class:`~torch.nn.Conv2d` with ``n_outputs`` channels (SqueezeNet), in registration
-    order: ``fc`` (ResNet, RegNet, GoogLeNet, Inception v3, ShuffleNet),
-    ``classifier.6`` (AlexNet, VGG), ``classifier.N`` (MobileNet, EfficientNet,
-    ConvNeXt, MnasNet, MaxViT), ``heads.head`` (ViT), ``head`` (Swin),
-    ``classifier.1`` (SqueezeNet), ``classifier`` (DenseNet).
-    """
-    found = [
-        name
-        for name, m in model.named_modules()
-        if (isinstance(m, nn.Linear) and m.out_features == n_outputs)
-        or (isinstance(m, nn.Conv2d) and m.out_channels == n_outputs and m.kernel_size == (1, 1))
-    ]
-    if not found:
-        raise ValueError(
-            f"{type(model).__name__} has no Linear layer with {n_outputs} outputs nor 1x1 "
-            f"convolution with {n_outputs} channels to replace"
-        )
-    return found[-1]
-
-
-def _holds(path, dotted):
-    """Whether the module at ``path`` is, or contains, the one at ``dotted``."""
-    return not path or dotted == path or dotted.startswith(path + ".")
-
-
-def _n_params(module):
-    return sum(p.numel() for p in module.parameters())
-
-
-def feature_blocks(model, head, dominance=0.9):
-    """The blocks ``freeze=k`` counts: (dotted path of their parent, [(name, block), ...]).
-
-    From the model down: while one child that does not hold ``head`` holds at least
-    ``dominance`` of the parameters of those children, go into it; the children of
-    where this stops, less the one holding the head, are the blocks, in registration
-    (for torchvision, forward) order. See ``backbone_spec``
-    for what this gives for each family.
-    """
-    path, module = "", model
-    while True:
-        prefix = f"{path}." if path else ""
-        children = [
-            (name, child)
-            for name, child in module.named_children()
-            if not _holds(prefix + name, head)
-        ]
-        sizes = [_n_params(child) for _, child in children]
-        total = sum(sizes)
-        if not total:
-            break
-        biggest = max(range(len(children)), key=sizes.__getitem__)
-        name, child = children[biggest]
-        if sizes[biggest] < dominance * total or len(list(child.children())) < 2:
-            break
-        path, module = prefix + name, child
-    return path, children
-
-
-def freezable_blocks(model, head):
-    """The blocks that ``freeze=k`` counts, in input-to-output order."""
-    return [block for _, block in feature_blocks(model, head)[1]]
 
 
 def _frozen_parameters(model, head, freeze, backbone):

@@ -231,7 +231,7 @@ def training_curves(history):
     Parameters
     ----------
     history : skorch.History
-        ``history_`` of a fitted :class:`~sk_animals._base.ImageClassifier`.
+        ``history_`` of a fitted :class:`~sk_animals.ImageClassifier`.
 
     Returns
     -------

@@ -1,4 +1,7 @@
-"""ScratchCNNClassifier: the paper's CNN trained from random initialisation."""
+"""ScratchCNNClassifier: the paper's CNN trained from random initialisation.
+
+The public home of the scratch networks, :class:`PaperCNN` and :class:`ResidualCNN`.
+"""
 
 from numbers import Integral, Real
 
@@ -7,10 +10,10 @@ from sklearn.utils._param_validation import Interval
 from ._base import ImageClassifier, shared_docs
 from ._networks import PaperCNN, ResidualCNN
 
-__all__ = ["RECOMMENDED", "ResidualCNN", "ScratchCNNClassifier"]
+__all__ = ["RECOMMENDED", "PaperCNN", "ResidualCNN", "ScratchCNNClassifier"]
 
 #: The recommended preset: what the same budget (10 epochs, 1500 images per class,
-#: 100x100) can do. A compact residual network (:class:`~sk_animals._networks.ResidualCNN`)
+#: 100x100) can do. A compact residual network (:class:`~sk_animals.scratch.ResidualCNN`)
 #: with channels-last weights, a one-cycle schedule peaking at lr 0.1 with Nesterov
 #: momentum, weight decay 5e-4, label smoothing 0.1, random flips and shifts of up to 10%,
 #: and test-time flips. The training settings alone also lift the paper's network. See
@@ -45,7 +48,7 @@ class ScratchCNNClassifier(ImageClassifier):
     ----------
     module : torch.nn.Module class, default=PaperCNN
         Built with ``n_classes``, ``image_size``, ``width``, ``depth`` and ``dropout``;
-        :class:`~sk_animals._networks.ResidualCNN` is the recommended alternative.
+        :class:`~sk_animals.scratch.ResidualCNN` is the recommended alternative.
     width : int, default=8
         Filters of the first convolution; each block doubles them.
     depth : int, default=4
@@ -69,7 +72,7 @@ class ScratchCNNClassifier(ImageClassifier):
     See Also
     --------
     sk_animals.transfer.AlexNetTransferClassifier : The paper's transfer approach.
-    sk_animals._networks.PaperCNN : The network and its 25-layer correspondence.
+    sk_animals.scratch.PaperCNN : The network and its 25-layer correspondence.
 
     Examples
     --------

@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted, check_memory
 
 from ._backbones import (
     BACKBONES,
+    backbone_table,
     input_size,
     list_backbones,
     load_backbone,
@@ -37,6 +38,8 @@ __all__ = [
     "PretrainedFeatures",
     "TransferClassifier",
     "TransferNet",
+    "backbone_table",
+    "input_size",
     "list_backbones",
     "load_backbone",
 ]

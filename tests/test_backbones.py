@@ -9,11 +9,12 @@ from sk_animals._backbones import (
     BACKBONES,
     backbone_spec,
     backbone_table,
+    feature_blocks,
     input_size,
     list_backbones,
     load_backbone,
 )
-from sk_animals._networks import TransferNet, feature_blocks
+from sk_animals._networks import TransferNet
 from sk_animals.datasets import make_image_dataset
 from sk_animals.transfer import TransferClassifier
 
