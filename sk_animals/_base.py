@@ -8,7 +8,7 @@ that draw the paper's curves. Tensor code lives in ``_tensors``, callbacks in
 :class:`sk_animals.ImageClassifier`.
 """
 
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,20 +25,16 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNetClassifier
 from skorch.callbacks import (
-    BatchScoring,
-    EarlyStopping,
     EpochTimer,
-    LRScheduler,
     PassthroughScoring,
     PrintLog,
     ProgressBar,
 )
-from skorch.dataset import ValidSplit, get_len, unpack_data
+from skorch.dataset import ValidSplit
 from torch import nn
 
 from ._callbacks import IterationLRSchedule, IterationScores
 from ._tensors import (
-    MappedPages,
     augment,
     channel_stats,
     check_images,
@@ -47,10 +43,9 @@ from ._tensors import (
     state_tensors,
     to_network_input,
 )
+from ._training import PRECISIONS, StopEarly, TrainingMixin
 
-__all__ = ["ImageClassifier", "MixedPrecisionMixin", "check_images"]
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+__all__ = ["ImageClassifier", "check_images"]
 
 #: The parameters every image classifier shares, documented once (see ``shared_docs``).
 SHARED_PARAMETERS = """\
@@ -111,13 +106,6 @@ SHARED_ATTRIBUTES = """\
         ``stopped`` (``"interrupted"`` or ``"early_stopping"``) in its last epoch."""
 
 
-def _images_of(dataset):
-    """The image array behind a skorch dataset (or a torch ``Subset`` of one)."""
-    while isinstance(dataset, torch.utils.data.Subset):
-        dataset = dataset.dataset
-    return getattr(dataset, "X", None)
-
-
 def shared_docs(cls):
     """Fill a class docstring's ``%(shared_parameters)s`` and ``%(shared_attributes)s``."""
     cls.__doc__ = cls.__doc__.replace("    %(shared_parameters)s", SHARED_PARAMETERS).replace(
@@ -126,43 +114,8 @@ def shared_docs(cls):
     return cls
 
 
-class _StopEarly(Exception):
-    """A callback (skorch's EarlyStopping) ended training on purpose."""
-
-
-class MixedPrecisionMixin:
-    """bf16/fp16 autocast for ``infer``, fp16 with gradient scaling.
-
-    Overrides the two methods that skorch's own ``AccelerateMixin`` overrides,
-    ``train_step_single`` and ``_step_optimizer``; the net provides ``precision`` and
-    ``grad_scaler_``.
-    """
-
-    def _autocast(self, device_type):
-        dtype = PRECISIONS[self.precision]
-        return torch.autocast(device_type, dtype=dtype) if dtype else nullcontext()
-
-    def train_step_single(self, batch, **fit_params):
-        if self.grad_scaler_ is None:
-            return super().train_step_single(batch, **fit_params)
-        self._set_training(True)
-        Xi, yi = unpack_data(batch)
-        y_pred = self.infer(Xi, **fit_params)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        self.grad_scaler_.scale(loss).backward()
-        return {"loss": loss, "y_pred": y_pred}
-
-    def _step_optimizer(self, step_fn):
-        if self.grad_scaler_ is None:
-            return super()._step_optimizer(step_fn)
-        step_fn()
-        for name in self._optimizers:
-            self.grad_scaler_.step(getattr(self, name + "_"))
-        self.grad_scaler_.update()
-
-
 @shared_docs
-class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
+class ImageClassifier(TrainingMixin, NeuralNetClassifier):
     """A skorch classifier for ``(n, height, width, 3)`` images, the base of the package.
 
     Takes the uint8 output of :class:`~sk_animals.preprocessing.ImageLoader` (float in
@@ -265,15 +218,6 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
     @device.setter
     def device(self, value):
         self.__dict__["device"] = value
-
-    _LR_PARAMS = frozenset({"lr", "optimizer__lr"})  # parameters that set a group's lr
-
-    def set_params(self, **params):
-        super().set_params(**params)
-        if self.initialized_ and self._LR_PARAMS & set(params):
-            for group in self.optimizer_.param_groups:
-                group.pop("peak_lr", None)  # a learning-rate schedule peaks at the new lr
-        return self
 
     def get_params(self, deep=True, **kwargs):
         params = super().get_params(deep=deep, **kwargs)
@@ -401,19 +345,6 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
         """Keyword defaults for the optimizer chosen now (not stored as parameters)."""
         return {"momentum": 0.9} if self.optimizer is torch.optim.SGD else {}
 
-    def get_params_for_optimizer(self, prefix, named_parameters):
-        """skorch's optimizer arguments, with the chosen optimizer's defaults added.
-
-        With SGD, ``momentum`` defaults to 0.9; an ``optimizer__*`` parameter you set wins.
-        The defaults are applied here, when the optimizer is built, so that they never
-        become parameters of the estimator (and survive neither ``set_params`` nor
-        ``clone``).
-        """
-        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
-        if prefix == "optimizer":
-            kwargs = {**self._optimizer_defaults(), **kwargs}
-        return args, kwargs
-
     def initialize_criterion(self):
         kwargs = self.get_params_for("criterion")
         if self.class_weight_ is not None:
@@ -445,73 +376,6 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
         if prefix.startswith("iterator_") and torch.device(self.device).type == "cuda":
             params.setdefault("pin_memory", True)  # asynchronous copies of the uint8 batches
         return params
-
-    # -- the epoch loop: per-batch values stay on the device until the epoch ends
-    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        """skorch's epoch loop without waiting for the device at every batch.
-
-        skorch reads each batch's loss back to the host (``.item()``), which makes the
-        host wait for the device at every iteration. Here the losses, and what the
-        callbacks record with :meth:`record_later`, stay on the device and are read
-        back together when the epoch ends (also when it is interrupted), before any
-        ``on_epoch_end`` callback looks at them. With a skorch callback that reads
-        each batch's values (``ProgressBar``, ``BatchScoring``, an ``LRScheduler``
-        stepped every batch) they are read back after every batch instead. When the
-        images are a memory map (an ``ImageLoader`` cache entry, a ``.npy`` opened with
-        ``mmap_mode``), the pages read are released as the epoch goes
-        (``sk_animals._tensors.MappedPages``), so a data set larger than memory
-        trains with bounded resident memory.
-        """
-        if iterator is None:
-            return
-        self._pending_ = []
-        every_batch = self._reads_batches()
-        pages = MappedPages(_images_of(getattr(iterator, "dataset", None)))
-        batch_count = 0
-        try:
-            for batch in iterator:
-                self.notify("on_batch_begin", batch=batch, training=training)
-                step = step_fn(batch, **fit_params)
-                self.record_later(prefix + "_loss", step["loss"])
-                self.history.record_batch(prefix + "_batch_size", get_len(batch[0]))
-                if every_batch:
-                    self.read_back()
-                self.notify("on_batch_end", batch=batch, training=training, **step)
-                pages.read(batch[0].nbytes)
-                batch_count += 1
-        except BaseException:
-            with suppress(Exception):  # keep the error that stopped the epoch
-                self.read_back()
-            raise
-        else:
-            self.read_back()
-        finally:
-            pages.release()
-        self.history.record(prefix + "_batch_count", batch_count)
-
-    def _reads_batches(self):
-        """Whether a callback reads the history's batch values as each batch ends."""
-        return any(
-            isinstance(cb, ProgressBar | BatchScoring)
-            or (
-                isinstance(cb, LRScheduler)
-                and not isinstance(cb, IterationLRSchedule)
-                and cb.step_every == "batch"
-            )
-            for _, cb in self.callbacks_
-        )
-
-    def record_later(self, key, value):
-        """Record a scalar tensor in the history's current batch when it is read back."""
-        self._pending_.append((self.history[-1]["batches"][-1], key, value.detach()))
-
-    def read_back(self):
-        """Write the pending values into the history, with one copy from the device."""
-        pending, self._pending_ = getattr(self, "_pending_", []), []
-        if pending:
-            stacked = torch.stack([value.float().reshape(()) for *_, value in pending])
-            for (batch, key, _), value in zip(pending, stacked.tolist(), strict=True):
-                batch[key] = value
 
     def _on_device(self, device):
         """``mean_`` and ``std_`` as tensors on ``device``, copied there once per fit."""
@@ -597,19 +461,6 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
             self.initialized_ = False
         return self.partial_fit(X, y, **fit_params)
 
-    def notify(self, method_name, **cb_kwargs):
-        try:
-            super().notify(method_name, **cb_kwargs)
-        except KeyboardInterrupt:
-            # skorch's EarlyStopping stops by raising KeyboardInterrupt; tell it apart
-            stopped = any(
-                isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience
-                for _, cb in self.callbacks_
-            )
-            if method_name == "on_epoch_end" and stopped:
-                raise _StopEarly from None
-            raise
-
     def partial_fit(self, X, y, classes=None, **fit_params):
         """Train ``max_epochs`` more epochs without re-initialising.
 
@@ -641,7 +492,7 @@ class ImageClassifier(MixedPrecisionMixin, NeuralNetClassifier):
             self.notify("on_train_begin", X=X, y=y)
             try:
                 self.fit_loop(X, y, **fit_params)
-            except _StopEarly:
+            except StopEarly:
                 self.history.record("stopped", "early_stopping")
             except KeyboardInterrupt:
                 if self.history:

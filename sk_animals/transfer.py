@@ -191,13 +191,19 @@ class TransferClassifier(ImageClassifier):
             defaults["weight_decay"] = 1e-4
         return defaults
 
-    def get_params_for_optimizer(self, prefix, named_parameters):
-        """skorch's groups, with the new head's unclaimed parameters at ``head_lr_factor``."""
-        named_parameters = [(n, p) for n, p in named_parameters if p.requires_grad]
-        (groups,), kwargs = super().get_params_for_optimizer(prefix, named_parameters)
-        if prefix != "optimizer":
-            return (groups,), kwargs
-        head = {id(p) for n, p in named_parameters if n.startswith(self.module_.head_prefix)}
+    _LR_PARAMS = ("optimizer__lr", "head_lr_factor", "lr")
+
+    def get_all_learnable_params(self):
+        """skorch's learnable parameters, less the frozen ones."""
+        return ((n, p) for n, p in super().get_all_learnable_params() if p.requires_grad)
+
+    def _lr_groups(self, groups, lr):
+        """The new head's parameters no group of yours claims: ``head_lr_factor * lr``."""
+        head = {
+            id(p)
+            for n, p in self.module_.named_parameters()
+            if n.startswith(self.module_.head_prefix)
+        }
         split = []
         for group in groups:
             if set(group) != {"params"}:  # a group of the user's: theirs as given
@@ -206,28 +212,8 @@ class TransferClassifier(ImageClassifier):
             body = [p for p in group["params"] if id(p) not in head]
             new = [p for p in group["params"] if id(p) in head]
             split += [{"params": body}] if body else []
-            split += [{"params": new, "lr": kwargs["lr"] * self.head_lr_factor}] if new else []
-        return (split,), kwargs
-
-    _LR_PARAMS = ImageClassifier._LR_PARAMS | {"head_lr_factor"}
-
-    def set_params(self, **params):
-        super().set_params(**params)
-        if self.initialized_ and self._LR_PARAMS & set(params):
-            # skorch sets one lr on every group; derive the head's again. optimizer__lr
-            # changes the optimizer alone, as in skorch: ``lr`` keeps its value.
-            lr = self.lr
-            if "lr" not in params:
-                self.lr = params.get("optimizer__lr", lr)
-            try:
-                (groups,), kwargs = self.get_params_for_optimizer(
-                    "optimizer", self.get_all_learnable_params()
-                )
-            finally:
-                self.lr = lr
-            for group, derived in zip(self.optimizer_.param_groups, groups, strict=True):
-                group["lr"] = derived.get("lr", kwargs["lr"])
-        return self
+            split += [{"params": new, "lr": lr * self.head_lr_factor}] if new else []
+        return split
 
 
 class AlexNetTransferClassifier(TransferClassifier):

@@ -301,7 +301,7 @@ def test_a_class_this_release_does_not_know_fails_in_one_line(where, saved, tmp_
             step["params"]["module"] = {"class": "FutureNet"}
 
     path = _rewrite(saved[1], tmp_path / "future.skmodel", future)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError) as info, pytest.warns(UserWarning, match="saved with"):
         load(path)
     message = str(info.value)
     assert "\n" not in message and "Future" in message
