@@ -30,10 +30,10 @@ _HOMES = {
     "AlexNetTransferClassifier": "transfer",
     "PretrainedFeatures": "transfer",
     # comparing, tuning, saving
-    "Approach": "evaluation",
+    "Approach": "protocols",
     "compare": "evaluation",
-    "paper_protocol": "evaluation",
-    "demo_protocol": "evaluation",
+    "paper_protocol": "protocols",
+    "demo_protocol": "protocols",
     "tune": "tuning",
     "save": "persistence",
     "load": "persistence",

@@ -13,17 +13,7 @@ import traceback
 from pathlib import Path
 
 from ._backbones import BACKBONES
-
-#: Report files ``compare`` writes into ``--out``; ``--overwrite`` removes these, and the
-#: ``<approach>.skmodel`` models that the earlier run's metrics.json names, nothing else.
-REPORT_PATTERNS = (
-    "report.md",
-    "report.html",
-    "metrics.json",
-    "budget_curve.png",
-    *(f"*_{k}.png" for k in ("curves", "confusion", "predictions", "mistakes", "reliability")),
-)
-
+from .protocols import DEMO, PAPER
 
 class UsageError(Exception):
     """A bad option, found before any work: one line, exit code 2."""
@@ -124,7 +114,13 @@ def _check_out_folder(out, overwrite):
 
 
 def _clear_previous_run(out):
-    """Remove what an earlier ``compare`` wrote into ``out``, so a report never mixes runs."""
+    """Remove what an earlier ``compare`` wrote into ``out``, so a report never mixes runs.
+
+    The report files (``sk_animals.report.REPORT_PATTERNS``) and the ``<approach>.skmodel``
+    models that the earlier run's metrics.json names; nothing else.
+    """
+    from .report import REPORT_PATTERNS
+
     names = []
     try:
         names = [a["name"] for a in json.loads((out / "metrics.json").read_text())["approaches"]]
@@ -159,7 +155,8 @@ def _compare(args):
     out = Path(args.out)
     _check_out_folder(out, args.overwrite)
     _check_device(args.device)
-    backbone = args.backbone or ("squeezenet1_1" if args.demo else "alexnet")
+    protocol = DEMO if args.demo else PAPER
+    backbone = args.backbone or protocol.backbone
     weights = args.weights
     try:
         _check_weights(backbone, weights)
@@ -174,7 +171,8 @@ def _compare(args):
         )
 
     from .datasets import make_image_folder
-    from .evaluation import DEMO_DATA, compare, demo_protocol, paper_protocol
+    from .evaluation import compare
+    from .protocols import demo_protocol, paper_protocol
 
     common = {
         "device": args.device,
@@ -184,7 +182,7 @@ def _compare(args):
     }
     if args.demo:
         approaches = demo_protocol(weights=weights, **common)
-        data, cv = make_image_folder(**DEMO_DATA, random_state=args.seed), 3
+        data = make_image_folder(**DEMO.data, random_state=args.seed)
     else:
         approaches = paper_protocol(
             backbone=backbone,
@@ -194,7 +192,7 @@ def _compare(args):
             image_size=args.image_size,
             **common,
         )
-        data, cv = args.data_dir, 5
+        data = args.data_dir
     if args.overwrite:
         _clear_previous_run(out)
     saved = []
@@ -208,7 +206,7 @@ def _compare(args):
             data,
             approaches,
             test_size=args.test_size,
-            cv=cv if args.cv is None else args.cv,
+            cv=protocol.folds if args.cv is None else args.cv,
             budgets=args.budgets,
             dedupe=args.dedupe,
             random_state=args.seed,
@@ -254,9 +252,7 @@ def _tune(args):
 
     from sklearn.pipeline import make_pipeline
 
-    from ._backbones import input_size
     from .datasets import load_folder, make_image_dataset
-    from .evaluation import DEMO_DATA
     from .persistence import save
     from .preprocessing import ImageLoader
     from .scratch import ScratchCNNClassifier
@@ -264,16 +260,14 @@ def _tune(args):
     from .tuning import trial_counts, tune
 
     if args.demo:
-        X, y = make_image_dataset(**DEMO_DATA, random_state=args.seed)
-        X, size = list(X), DEMO_DATA["size"]
+        X, y = make_image_dataset(**DEMO.data, random_state=args.seed)
+        X, size = list(X), DEMO.data["size"]
     else:
         data = load_folder(
             args.data_dir, per_class=args.per_class, random_state=args.seed, verify=True, n_jobs=-1
         )
         X, y = data.data, data.target
-        size = args.image_size or (
-            100 if args.approach == "scratch" else input_size(args.backbone, args.weights)
-        )
+        size = args.image_size or PAPER.image_size(args.approach, args.weights, args.backbone)
     if args.approach == "scratch":
         clf = ScratchCNNClassifier(device=args.device, verbose=0)
     else:
@@ -428,19 +422,21 @@ def build_parser():
         "--folds",
         type=_count(0),
         default=None,
-        help="stratified cross-validation folds, 0 to skip (default: 5; demo: 3)",
+        help="stratified cross-validation folds, 0 to skip "
+        f"(default: {PAPER.folds}; demo: {DEMO.folds})",
     )
     c.add_argument(
         "--epochs",
         type=_count(1),
         default=None,
-        help="epochs for both approaches (paper: 10 scratch, 6 transfer)",
+        help="epochs for both approaches "
+        f"(paper: {PAPER.scratch.epochs} scratch, {PAPER.transfer.epochs} transfer)",
     )
     c.add_argument(
         "--backbone",
         default=None,
         help="pretrained network of the transfer approach: any torchvision classification "
-        f"model, e.g. {', '.join(sorted(BACKBONES))} (default: the paper's alexnet)",
+        f"model, e.g. {', '.join(sorted(BACKBONES))} (default: the paper's {PAPER.backbone})",
     )
     c.add_argument(
         "--test-size",
@@ -509,8 +505,9 @@ def build_parser():
     )
     t.add_argument(
         "--backbone",
-        default="alexnet",
-        help="transfer backbone: any torchvision classification model (default: alexnet)",
+        default=PAPER.backbone,
+        help="transfer backbone: any torchvision classification model "
+        f"(default: {PAPER.backbone})",
     )
     t.add_argument(
         "--out",

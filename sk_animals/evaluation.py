@@ -12,7 +12,6 @@ writes no files.
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -21,14 +20,12 @@ from sklearn.base import clone
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
 from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_split
-from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch
 
-from ._backbones import input_size
 from .datasets import load_folder, sample_per_class
-from .preprocessing import ImageLoader
+from .protocols import DEMO_DATA, Approach, demo_protocol, paper_protocol
 from .results import ApproachResult, BudgetPoint, ComparisonResult, CVScores, PairDifference
-from .scratch import ScratchCNNClassifier
 from .stats import accuracy_interval
 from .transfer import TransferClassifier
 
@@ -46,152 +43,6 @@ __all__ = [
     "per_class_rates",
     "training_curves",
 ]
-
-
-@dataclass
-class Approach:
-    """One way to classify the images: a pipeline and the data budget it is given.
-
-    Parameters
-    ----------
-    name : str
-        Label in the report and file names (``scratch``, ``transfer``).
-    pipeline : sklearn.pipeline.Pipeline
-        An unfitted ``ImageLoader -> classifier`` pipeline: the loader fixes the image
-        size, the classifier everything else.
-    per_class : int or None, default=None
-        Images drawn per class (all when None), as the paper's 1500 and 500.
-    """
-
-    name: str
-    pipeline: Pipeline
-    per_class: int | None = None
-
-    @property
-    def classifier(self):
-        """The pipeline's last step."""
-        return self.pipeline[-1]
-
-    @property
-    def image_size(self):
-        """The side of the images the loader makes."""
-        return self.pipeline[0].size
-
-
-def _approaches(specs, *, device, random_state, verbose, epochs=None, cache_dir=None):
-    """Approaches from ``(name, image size, classifier, per_class)``, with common settings."""
-    common = {"device": device, "random_state": random_state, "verbose": verbose}
-    if epochs is not None:
-        common["max_epochs"] = epochs
-    return [
-        Approach(
-            name,
-            make_pipeline(
-                ImageLoader(size, n_jobs=-1, cache_dir=cache_dir), clf.set_params(**common)
-            ),
-            n,
-        )
-        for name, size, clf, n in specs
-    ]
-
-
-def paper_protocol(
-    *,
-    backbone="alexnet",
-    weights="DEFAULT",
-    per_class=None,
-    epochs=None,
-    image_size=None,
-    device="auto",
-    random_state=0,
-    verbose=0,
-    cache_dir=None,
-):
-    """The paper's two approaches, optionally with another backbone, budget or epochs.
-
-    Scratch: the 25-layer CNN at 100x100, 1500 images per class, SGD with momentum,
-    lr 0.01, 10 epochs. Transfer: ImageNet AlexNet at 227x227, 500 images per class,
-    lr 1e-4 with the new head at 20x, 6 epochs.
-
-    Parameters
-    ----------
-    backbone : str, default="alexnet"
-        Transfer backbone: any torchvision classification model (see
-        :func:`sk_animals.transfer.list_backbones`).
-    weights : str, path-like or None, default="DEFAULT"
-        Transfer weights (see :func:`sk_animals.transfer.load_backbone`).
-    per_class : int, default=None
-        Overrides both budgets (1500 and 500).
-    epochs : int, default=None
-        Overrides both epoch counts (10 and 6).
-    image_size : int, default=None
-        Overrides both image sizes (100 and the backbone's, 227 for AlexNet).
-    device : str, default="auto"
-        Where both classifiers train.
-    random_state : int, default=0
-        Seeds both classifiers.
-    verbose : int, default=0
-        Passed to both classifiers.
-    cache_dir : str or path-like, default=None
-        Keep decoded images on disk there (:class:`~sk_animals.preprocessing.ImageLoader`'s
-        ``cache_dir``), so that a second run skips decoding.
-
-    Returns
-    -------
-    approaches : list of Approach
-        ``scratch`` and ``transfer``.
-
-    Examples
-    --------
-    >>> from sk_animals.evaluation import paper_protocol
-    >>> [(a.name, a.image_size, a.per_class) for a in paper_protocol()]
-    [('scratch', 100, 1500), ('transfer', 227, 500)]
-    """
-    specs = [
-        ("scratch", image_size or 100, ScratchCNNClassifier(), per_class or 1500),
-        (
-            "transfer",
-            image_size or input_size(backbone, weights),
-            TransferClassifier(backbone, weights=weights),
-            per_class or 500,
-        ),
-    ]
-    return _approaches(
-        specs,
-        device=device,
-        random_state=random_state,
-        verbose=verbose,
-        epochs=epochs,
-        cache_dir=cache_dir,
-    )
-
-
-#: The built-in demo: a synthetic image set and a protocol that runs in seconds on a CPU.
-DEMO_DATA = {"n_samples": 600, "n_classes": 4, "size": 64}
-
-
-def demo_protocol(*, weights="DEFAULT", device="auto", random_state=0, verbose=0, cache_dir=None):
-    """Both approaches, small and fast: 64 px images, all images, squeezenet1_1.
-
-    Parameters
-    ----------
-    weights : str, path-like or None, default="DEFAULT"
-        squeezenet1_1's weights (see :func:`sk_animals.transfer.load_backbone`).
-    device, random_state, verbose, cache_dir
-        As in :func:`paper_protocol`.
-
-    Returns
-    -------
-    approaches : list of Approach
-    """
-    size, per_class = DEMO_DATA["size"], None  # all that the test set leaves
-    specs = [
-        ("scratch", size, ScratchCNNClassifier(batch_size=32), per_class),
-        ("transfer", size, TransferClassifier("squeezenet1_1", weights=weights), per_class),
-    ]
-    return _approaches(
-        specs, device=device, random_state=random_state, verbose=verbose, cache_dir=cache_dir
-    )
 
 
 def per_class_rates(y_true, y_pred, labels):
@@ -618,8 +469,8 @@ def _notes(result, approaches):
     ]
     if result.deduplicated:
         notes.append(
-            f"--dedupe left out {len(result.deduplicated)} duplicate images before any split "
-            "(listed in metrics.json)"
+            f"deduplication left out {len(result.deduplicated)} duplicate images before any "
+            "split (listed in metrics.json)"
         )
     groups = [] if result.audit is None else result.audit.clusters()
     for record in result.approaches:
@@ -629,7 +480,7 @@ def _notes(result, approaches):
             notes.append(
                 f"{crossing} group(s) of duplicate images span {record.name}'s training and "
                 "validation images, so its validation accuracy may be optimistic (the "
-                "audit lists the groups; --dedupe keeps one of each)"
+                "audit lists the groups; deduplicating keeps one of each)"
             )
     capped = sorted({p.per_class for p in result.budget_curve if p.capped})
     if capped:

@@ -19,6 +19,13 @@ from sklearn.metrics import ConfusionMatrixDisplay
 
 from .preprocessing import ImageLoader
 
+#: The files :func:`write_report` writes: these, and per approach ``<name>_<figure>.png``
+#: for each of ``FIGURES``.
+REPORT_FILES = ("report.md", "report.html", "metrics.json", "budget_curve.png")
+FIGURES = ("curves", "confusion", "predictions", "mistakes", "reliability")
+#: Glob patterns of every file :func:`write_report` may write.
+REPORT_PATTERNS = (*REPORT_FILES, *(f"*_{figure}.png" for figure in FIGURES))
+
 __all__ = [
     "html_table",
     "markdown_table",
@@ -276,7 +283,7 @@ def write_report(result, out_dir):
     if result.budget_curve:
         doc.heading("Data budget")
         doc.items(result.budget_matches() or ["no approach matched another with fewer images"])
-        doc.figure(plot_budget_curve(result.budget_curve), "budget_curve.png", "budget curve")
+        doc.figure(plot_budget_curve(result.budget_curve), REPORT_FILES[3], "budget curve")
     if any(r.test_report for r in result.approaches):
         doc.heading("Per-class precision, recall and F1 on the test set")
         doc.table(*_test_report_table(result))
@@ -290,13 +297,17 @@ def write_report(result, out_dir):
             + f"; {r.n_train} training and {r.n_valid} validation images; batch size "
             f"{r.batch_size}"
         )
-        doc.figure(plot_curves(r), f"{r.name}_curves.png", f"{r.name} curves")
-        doc.figure(plot_confusion(r, result.classes), f"{r.name}_confusion.png", "confusion")
-        doc.figure(plot_predictions(r), f"{r.name}_predictions.png", f"{r.name} predictions")
+        figures = {
+            "curves": plot_curves(r),
+            "confusion": plot_confusion(r, result.classes),
+            "predictions": plot_predictions(r),
+        }
         if r.test_predicted is not None:
-            mistakes = plot_mistakes(r, result.test_files, result.test_true)
-            doc.figure(mistakes, f"{r.name}_mistakes.png", f"{r.name} mistakes")
-            doc.figure(plot_reliability(r), f"{r.name}_reliability.png", "reliability")
+            figures["mistakes"] = plot_mistakes(r, result.test_files, result.test_true)
+            figures["reliability"] = plot_reliability(r)
+        for figure in FIGURES:
+            if figure in figures:
+                doc.figure(figures[figure], f"{r.name}_{figure}.png", f"{r.name} {figure}")
     if result.audit is not None:
         doc.heading("Data audit")
         doc.table(*_audit_table(result.audit))
@@ -305,7 +316,7 @@ def write_report(result, out_dir):
     if result.skipped:
         doc.heading("Files left out")
         doc.items([f"{f}: {why}" for f, why in result.skipped])
-    paths = {name: out / name for name in ("report.md", "report.html", "metrics.json")}
+    paths = {name: out / name for name in REPORT_FILES[:3]}
     paths["report.md"].write_text("\n".join(doc.md), encoding="utf-8")
     body = "".join(
         f'<div class="scroll">{part}</div>' if part.startswith("<table") else part

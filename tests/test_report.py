@@ -207,4 +207,4 @@ def test_dedupe_leaves_one_of_each_group_before_the_split(tmp_path):
     # three copies of one picture: the first by path (circle/conflict.png) stays
     assert sorted(Path(p).name for p in result.deduplicated) == [first.name, "copy.png"]
     assert result.audit.summary()["exact_duplicate_groups"] == 0
-    assert any("--dedupe left out 2" in note for note in result.notes)
+    assert any("deduplication left out 2" in note for note in result.notes)

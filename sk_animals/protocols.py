@@ -1,0 +1,268 @@
+"""The comparison protocols, each one frozen record, and the approaches they build.
+
+A protocol's numbers (image sizes, budgets, epochs, backbone, folds) are written once,
+here: :func:`paper_protocol`, :func:`demo_protocol`, ``sk-animals compare`` and ``tune``
+and their ``--help`` all read :data:`PAPER` and :data:`DEMO`. Importing this module
+imports neither torch nor scikit-learn (the command line's ``--help`` reads it).
+"""
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "DEMO",
+    "DEMO_DATA",
+    "PAPER",
+    "Approach",
+    "Arm",
+    "Protocol",
+    "demo_protocol",
+    "paper_protocol",
+]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One approach of a protocol: what it is given.
+
+    Attributes
+    ----------
+    image_size : int or None
+        Side of the images; ``None`` is the backbone's own input size.
+    per_class : int or None
+        Images drawn per class; ``None`` is all that the test set leaves.
+    epochs : int or None
+        Training epochs; ``None`` is the classifier's default (the paper's).
+    batch_size : int or None
+        Mini-batch size; ``None`` is the classifier's default (the paper's).
+    """
+
+    image_size: int | None = None
+    per_class: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A comparison protocol: the scratch and the transfer arm, the backbone and the folds.
+
+    Attributes
+    ----------
+    name : str
+    scratch, transfer : Arm
+    backbone : str
+        The transfer backbone.
+    folds : int
+        Stratified cross-validation folds on each training part.
+    data : dict or None
+        Arguments of :func:`~sk_animals.datasets.make_image_dataset` for a protocol that
+        brings its own synthetic images (the demo), else None.
+    """
+
+    name: str
+    scratch: Arm
+    transfer: Arm
+    backbone: str
+    folds: int
+    data: dict | None = field(default=None, hash=False)
+
+    def image_size(self, approach, weights="DEFAULT", backbone=None):
+        """The image side of ``approach`` ("scratch" or "transfer") under this protocol.
+
+        The transfer arm's ``None`` is the input size of ``backbone`` (default: the
+        protocol's) with ``weights``: 227 for the paper's AlexNet.
+        """
+        size = getattr(self, approach).image_size
+        if size is None:
+            from ._backbones import input_size
+
+            size = input_size(backbone or self.backbone, weights)
+        return size
+
+
+#: The paper's protocol: scratch at 100x100 with 1500 images per class and 10 epochs;
+#: transfer from ImageNet AlexNet at its 227x227 with 500 per class and 6 epochs; 5 folds.
+#: (The classifiers' defaults are the paper's settings too; a test keeps them equal.)
+PAPER = Protocol(
+    name="paper",
+    scratch=Arm(image_size=100, per_class=1500, epochs=10),
+    transfer=Arm(per_class=500, epochs=6),
+    backbone="alexnet",
+    folds=5,
+)
+
+#: The built-in demo: a synthetic image set and a protocol that runs in seconds on a CPU.
+DEMO = Protocol(
+    name="demo",
+    scratch=Arm(image_size=64, batch_size=32),
+    transfer=Arm(image_size=64),
+    backbone="squeezenet1_1",
+    folds=3,
+    data={"n_samples": 600, "n_classes": 4, "size": 64},
+)
+DEMO_DATA = DEMO.data  #: the demo's synthetic images (``make_image_dataset`` arguments)
+
+
+@dataclass
+class Approach:
+    """One way to classify the images: a pipeline and the data budget it is given.
+
+    Parameters
+    ----------
+    name : str
+        Label in the report and file names (``scratch``, ``transfer``).
+    pipeline : sklearn.pipeline.Pipeline
+        An unfitted pipeline that starts with an
+        :class:`~sk_animals.preprocessing.ImageLoader`: the loader fixes the image size,
+        the rest everything else.
+    per_class : int or None, default=None
+        Images drawn per class (all when None), as the paper's 1500 and 500.
+    """
+
+    name: str
+    pipeline: "Pipeline"  # noqa: F821  (scikit-learn is imported when one is built)
+    per_class: int | None = None
+
+    @property
+    def classifier(self):
+        """The pipeline's last step."""
+        return self.pipeline[-1]
+
+    @property
+    def image_size(self):
+        """The side of the images the loader makes."""
+        return self.pipeline[0].size
+
+
+def _approaches(
+    protocol,
+    *,
+    backbone,
+    weights,
+    per_class,
+    epochs,
+    image_size,
+    device,
+    random_state,
+    verbose,
+    cache_dir,
+):
+    """The protocol's two approaches, with the overrides and the common settings."""
+    from sklearn.pipeline import make_pipeline
+
+    from .preprocessing import ImageLoader
+    from .scratch import ScratchCNNClassifier
+    from .transfer import TransferClassifier
+
+    backbone = backbone or protocol.backbone
+    classifiers = {
+        "scratch": ScratchCNNClassifier(),
+        "transfer": TransferClassifier(backbone, weights=weights),
+    }
+    approaches = []
+    for name, clf in classifiers.items():
+        arm = getattr(protocol, name)
+        settings = {"device": device, "random_state": random_state, "verbose": verbose}
+        if (epochs or arm.epochs) is not None:
+            settings["max_epochs"] = epochs or arm.epochs
+        if arm.batch_size is not None:
+            settings["batch_size"] = arm.batch_size
+        size = image_size or protocol.image_size(name, weights, backbone)
+        loader = ImageLoader(size, n_jobs=-1, cache_dir=cache_dir)
+        pipeline = make_pipeline(loader, clf.set_params(**settings))
+        approaches.append(Approach(name, pipeline, per_class or arm.per_class))
+    return approaches
+
+
+def paper_protocol(
+    *,
+    backbone=None,
+    weights="DEFAULT",
+    per_class=None,
+    epochs=None,
+    image_size=None,
+    device="auto",
+    random_state=0,
+    verbose=0,
+    cache_dir=None,
+):
+    """The paper's two approaches (:data:`PAPER`), optionally with another backbone or budget.
+
+    Scratch: the 25-layer CNN at 100x100, 1500 images per class, SGD with momentum,
+    lr 0.01, 10 epochs. Transfer: ImageNet AlexNet at 227x227, 500 images per class,
+    lr 1e-4 with the new head at 20x, 6 epochs.
+
+    Parameters
+    ----------
+    backbone : str, default=None
+        Transfer backbone, the paper's ``"alexnet"`` when None: any torchvision
+        classification model (see :func:`sk_animals.transfer.list_backbones`).
+    weights : str, path-like or None, default="DEFAULT"
+        Transfer weights (see :func:`sk_animals.transfer.load_backbone`).
+    per_class : int, default=None
+        Overrides both budgets (1500 and 500).
+    epochs : int, default=None
+        Overrides both epoch counts (10 and 6).
+    image_size : int, default=None
+        Overrides both image sizes (100 and the backbone's, 227 for AlexNet).
+    device : str, default="auto"
+        Where both classifiers train.
+    random_state : int, default=0
+        Seeds both classifiers.
+    verbose : int, default=0
+        Passed to both classifiers.
+    cache_dir : str or path-like, default=None
+        Keep decoded images on disk there (:class:`~sk_animals.preprocessing.ImageLoader`'s
+        ``cache_dir``), so that a second run skips decoding.
+
+    Returns
+    -------
+    approaches : list of Approach
+        ``scratch`` and ``transfer``.
+
+    Examples
+    --------
+    >>> from sk_animals.protocols import paper_protocol
+    >>> [(a.name, a.image_size, a.per_class) for a in paper_protocol()]
+    [('scratch', 100, 1500), ('transfer', 227, 500)]
+    """
+    return _approaches(
+        PAPER,
+        backbone=backbone,
+        weights=weights,
+        per_class=per_class,
+        epochs=epochs,
+        image_size=image_size,
+        device=device,
+        random_state=random_state,
+        verbose=verbose,
+        cache_dir=cache_dir,
+    )
+
+
+def demo_protocol(*, weights="DEFAULT", device="auto", random_state=0, verbose=0, cache_dir=None):
+    """Both approaches of :data:`DEMO`, small and fast: 64 px images, all images, squeezenet1_1.
+
+    Parameters
+    ----------
+    weights : str, path-like or None, default="DEFAULT"
+        squeezenet1_1's weights (see :func:`sk_animals.transfer.load_backbone`).
+    device, random_state, verbose, cache_dir
+        As in :func:`paper_protocol`.
+
+    Returns
+    -------
+    approaches : list of Approach
+    """
+    return _approaches(
+        DEMO,
+        backbone=None,
+        weights=weights,
+        per_class=None,
+        epochs=None,
+        image_size=None,
+        device=device,
+        random_state=random_state,
+        verbose=verbose,
+        cache_dir=cache_dir,
+    )
