@@ -15,6 +15,7 @@ from pathlib import Path
 from ._backbones import BACKBONES
 from .protocols import DEMO, PAPER
 
+
 class UsageError(Exception):
     """A bad option, found before any work: one line, exit code 2."""
 

@@ -23,6 +23,7 @@ from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_
 from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch
 
+from ._base import ImageClassifier
 from .datasets import load_folder, sample_per_class
 from .protocols import DEMO_DATA, Approach, demo_protocol, paper_protocol
 from .results import ApproachResult, BudgetPoint, ComparisonResult, CVScores, PairDifference
@@ -154,10 +155,8 @@ def _shown(clf, label, verbose, n_jobs=None):
     return clf
 
 
-def _run(
-    approach, paths, labels, test, cv, validation_fraction, random_state, say, verbose, n_jobs
-):
-    """Cross-validate one approach, fit it watching the validation set, score the test set."""
+def _split(approach, paths, labels, *, validation_fraction, random_state):
+    """The approach's budget drawn from the pool, split into training and validation."""
     keep = sample_per_class(labels, approach.per_class, random_state=random_state)
     paths, labels = paths[keep], labels[keep]
     train, valid = train_test_split(
@@ -166,68 +165,148 @@ def _run(
         stratify=labels,
         random_state=random_state,
     )
-    loader, clf = approach.pipeline[:-1], approach.classifier
-    size = approach.image_size
-    say(f"loading {len(labels)} images at {size}x{size}")
-    X_train, X_valid = loader.transform(paths[train]), loader.transform(paths[valid])
-    y_train, y_valid = labels[train], labels[valid]
-    cv_scores = None
-    if cv:
-        say(f"cross-validating, {cv} stratified folds")
-        folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
-        fold = _shown(clf, f"{approach.name}: cv fold", verbose, n_jobs)
-        scores = cross_validate(
-            fold,
-            X_train,
-            y_train,
-            cv=folds,
-            return_train_score=True,
-            error_score="raise",
-            n_jobs=n_jobs,
-        )
-        cv_scores = CVScores(
-            folds=cv,
-            scores=scores["test_score"].tolist(),
-            mean=float(scores["test_score"].mean()),
-            std=float(scores["test_score"].std()),
-            train_mean=float(scores["train_score"].mean()),
-            fit_seconds=scores["fit_time"].tolist(),
-        )
-    say("fitting on the training part, scoring the validation set")
-    iterations = int(np.ceil(len(train) / clf.batch_size))
-    final = _shown(clf, f"{approach.name}: final fit", verbose).set_params(
-        train_split=(X_valid, y_valid), validation_frequency=max(1, iterations // 2)
+    return Bunch(paths=paths, labels=labels, train=train, valid=valid)
+
+
+def _model(approach):
+    """What follows the pipeline's ImageLoader: its classifier, or the steps up to it."""
+    return approach.pipeline[1:] if len(approach.pipeline) > 2 else approach.classifier
+
+
+def _cross_validate(model, X, y, *, cv, random_state, label, verbose, n_jobs):
+    """Stratified, seeded cross-validation of ``model`` on the decoded training images."""
+    folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
+    scores = cross_validate(
+        _shown(model, f"{label}: cv fold", verbose, n_jobs),
+        X,
+        y,
+        cv=folds,
+        return_train_score=True,
+        error_score="raise",
+        n_jobs=n_jobs,
     )
+    return CVScores(
+        folds=cv,
+        scores=scores["test_score"].tolist(),
+        mean=float(scores["test_score"].mean()),
+        std=float(scores["test_score"].std()),
+        train_mean=float(scores["train_score"].mean()),
+        fit_seconds=scores["fit_time"].tolist(),
+    )
+
+
+def _final_fit(model, X_train, y_train, X_valid, y_valid, *, label, verbose):
+    """``model`` fitted on the training part; a network watches the validation part.
+
+    Returns the fitted model and its fit time. A network's validation set and progress
+    line are dropped after the fit: a fitted model holds no images.
+    """
+    final = _shown(model, f"{label}: final fit", verbose)
+    if isinstance(final, ImageClassifier):
+        iterations = int(np.ceil(len(y_train) / final.batch_size))
+        final.set_params(
+            train_split=(X_valid, y_valid), validation_frequency=max(1, iterations // 2)
+        )
     start = time.perf_counter()
     final.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - start
-    final.set_params(train_split=None, callbacks=clf.callbacks)  # no images, no progress bar
-    final.initialize_callbacks()
-    start = time.perf_counter()
-    predicted = final.predict(X_valid)
-    predict_ms = 1000 * (time.perf_counter() - start) / len(valid)
-    pipeline = Pipeline([*loader.steps, (approach.pipeline.steps[-1][0], final)])
+    if isinstance(final, ImageClassifier):
+        final.set_params(train_split=None, callbacks=model.callbacks)
+        final.initialize_callbacks()
+    return final, fit_seconds
+
+
+def _network_settings(clf, fitted):
+    """The training settings and history of a network (None for other models)."""
+    if not isinstance(clf, ImageClassifier):
+        return dict(
+            lr=None,
+            epochs=None,
+            epochs_run=None,
+            stopped=None,
+            batch_size=None,
+            curves=training_curves([]),
+        )
+    history = fitted[-1].history_ if isinstance(fitted, Pipeline) else fitted.history_
+    return dict(
+        lr=clf.lr,
+        epochs=clf.max_epochs,
+        epochs_run=len(history),
+        stopped=history[-1].get("stopped") if len(history) else None,
+        batch_size=clf.batch_size,
+        curves=training_curves(history),
+    )
+
+
+def _run(
+    approach, paths, labels, *, test, cv, validation_fraction, random_state, say, verbose, n_jobs
+):
+    """Cross-validate one approach, fit it watching the validation set, score the test set."""
+    data = _split(
+        approach, paths, labels, validation_fraction=validation_fraction, random_state=random_state
+    )
+    loader, model = approach.pipeline[0], _model(approach)
+    say(f"loading {len(data.labels)} images at {approach.image_size}x{approach.image_size}")
+    X_train, X_valid = (loader.transform(data.paths[part]) for part in (data.train, data.valid))
+    y_train, y_valid = data.labels[data.train], data.labels[data.valid]
+    cv_scores = None
+    if cv:
+        say(f"cross-validating, {cv} stratified folds")
+        cv_scores = _cross_validate(
+            model,
+            X_train,
+            y_train,
+            cv=cv,
+            random_state=random_state,
+            label=approach.name,
+            verbose=verbose,
+            n_jobs=n_jobs,
+        )
+    say("fitting on the training part, scoring the validation set")
+    final, fit_seconds = _final_fit(
+        model, X_train, y_train, X_valid, y_valid, label=approach.name, verbose=verbose
+    )
+    steps = (
+        final.steps if isinstance(final, Pipeline) else [(approach.pipeline.steps[-1][0], final)]
+    )
+    pipeline = Pipeline([approach.pipeline.steps[0], *steps])
     test_scores = {}
     if test is not None:
         say(f"scoring the {len(test.data)} common test images")
         test_scores = _test_scores(pipeline, test)
+    record = _record(
+        approach,
+        data,
+        final,
+        X_train,
+        X_valid,
+        cv=cv_scores,
+        fit_seconds=fit_seconds,
+        **test_scores,
+    )
+    return record, pipeline
+
+
+def _record(approach, data, final, X_train, X_valid, *, cv, fit_seconds, **test_scores):
+    """The approach's result: settings, validation scores and timings, test scores given."""
+    y_train, y_valid = data.labels[data.train], data.labels[data.valid]
+    start = time.perf_counter()
+    predicted = final.predict(X_valid)
+    predict_ms = 1000 * (time.perf_counter() - start) / len(data.valid)
     classes = final.classes_.tolist()
-    weights = getattr(clf, "weights", None)
-    record = ApproachResult(
+    clf, first = approach.classifier, approach.pipeline[1]  # the backbone may be a step before
+    weights = getattr(clf, "weights", getattr(first, "weights", None))
+    return ApproachResult(
         name=approach.name,
         classifier=type(clf).__name__,
-        backbone=getattr(clf, "backbone", None),
+        backbone=getattr(clf, "backbone", getattr(first, "backbone", None)),
         weights=None if weights is None else str(weights),
-        images_per_class=int(np.unique(labels, return_counts=True)[1].max()),
-        n_train=len(train),
-        n_valid=len(valid),
-        image_size=size,
-        lr=clf.lr,
-        epochs=clf.max_epochs,
-        epochs_run=len(final.history_),
-        stopped=final.history_[-1].get("stopped") if len(final.history_) else None,
-        batch_size=clf.batch_size,
-        cv=cv_scores,
+        images_per_class=int(np.unique(data.labels, return_counts=True)[1].max()),
+        n_train=len(data.train),
+        n_valid=len(data.valid),
+        image_size=approach.image_size,
+        **_network_settings(clf, final),
+        cv=cv,
         fit_seconds=fit_seconds,
         predict_ms_per_image=predict_ms,
         validation_accuracy=float(accuracy_score(y_valid, predicted)),
@@ -235,13 +314,11 @@ def _run(
         **test_scores,
         confusion_matrix=confusion_matrix(y_valid, predicted, labels=classes).tolist(),
         per_class=per_class_rates(y_valid, predicted, classes),
-        curves=training_curves(final.history_),
-        training_files=paths[train].tolist(),
-        validation_files=paths[valid].tolist(),
+        training_files=data.paths[data.train].tolist(),
+        validation_files=data.paths[data.valid].tolist(),
         validation_true=y_valid.tolist(),
         validation_predicted=predicted.tolist(),
     )
-    return record, pipeline
 
 
 def _test_scores(pipeline, test, n_bins=10):
@@ -280,10 +357,10 @@ def _fit_score(clf, X, y, X_test, y_test):
     return accuracy_interval(y_test, clf.fit(X, y).predict(X_test))
 
 
-def _budget_curve(approach, paths, labels, test, budgets, random_state, say, verbose, n_jobs):
+def _budget_curve(approach, paths, labels, *, test, budgets, random_state, say, verbose, n_jobs):
     """Test accuracy of ``approach`` trained on nested per-class budgets of the pool."""
     smallest = int(np.unique(labels, return_counts=True)[1].min())
-    loader = approach.pipeline[:-1]
+    loader = approach.pipeline[0]
     with warnings.catch_warnings():  # capping is said in the result instead
         warnings.simplefilter("ignore", UserWarning)
         keeps = {b: sample_per_class(labels, b, random_state=random_state) for b in budgets}
@@ -293,7 +370,7 @@ def _budget_curve(approach, paths, labels, test, budgets, random_state, say, ver
     tasks = {b: np.searchsorted(used, keep) for b, keep in sorted(keeps.items())}
     scores = Parallel(n_jobs=n_jobs)(
         delayed(_fit_score)(
-            _shown(approach.classifier, f"{approach.name}: budget {b}/class", verbose, n_jobs),
+            _shown(_model(approach), f"{approach.name}: budget {b}/class", verbose, n_jobs),
             X[rows],
             labels[used][rows],
             X_test,
@@ -424,29 +501,19 @@ def compare(
         raise ValueError("budgets are scored on the common test set: give test_size > 0")
     for i, approach in enumerate(approaches, 1):
         say = partial(_say, f"[{i}/{len(approaches)}] {approach.name}", verbose)
+        run = dict(random_state=random_state, say=say, verbose=verbose, n_jobs=n_jobs)
         record, pipeline = _run(
             approach,
             paths[pool],
             labels[pool],
-            test,
-            cv,
-            validation_fraction,
-            random_state,
-            say,
-            verbose,
-            n_jobs,
+            test=test,
+            cv=cv,
+            validation_fraction=validation_fraction,
+            **run,
         )
         if budgets:
             result.budget_curve += _budget_curve(
-                approach,
-                paths[pool],
-                labels[pool],
-                test,
-                budgets,
-                random_state,
-                say,
-                verbose,
-                n_jobs,
+                approach, paths[pool], labels[pool], test=test, budgets=budgets, **run
             )
         result.approaches.append(record)
         result.pipelines[approach.name] = pipeline

@@ -41,11 +41,11 @@ class ApproachResult:
     n_train: int
     n_valid: int
     image_size: int
-    lr: float
-    epochs: int  #: epochs asked for
-    epochs_run: int  #: epochs the final fit ran
+    lr: float | None  #: None for a model that is not a network (a linear probe)
+    epochs: int | None  #: epochs asked for
+    epochs_run: int | None  #: epochs the final fit ran
     stopped: str | None  #: ``"early_stopping"`` when the final fit stopped early
-    batch_size: int
+    batch_size: int | None
     cv: CVScores | None
     fit_seconds: float
     predict_ms_per_image: float
@@ -156,8 +156,8 @@ class ComparisonResult:
                     "-" if cv is None else f"{cv.mean:.2%} ± {cv.std:.2%} ({cv.folds} folds)",
                     str(r.images_per_class),
                     f"{r.image_size}x{r.image_size}",
-                    f"{r.lr:g}",
-                    str(epochs),
+                    "-" if r.lr is None else f"{r.lr:g}",
+                    "-" if epochs is None else str(epochs),
                     f"{r.fit_seconds:.1f}",
                     f"{r.predict_ms_per_image:.2f}",
                 ]

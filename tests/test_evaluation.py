@@ -211,3 +211,35 @@ def test_folds_and_budgets_on_a_dask_cluster_match_a_serial_run(folder):
     workers = {t["worker"] for t in tasks.data}
     assert len(tasks.data) >= 4 and len(workers) == 2  # 2 folds and 2 budgets, both workers
     assert _numbers(spread) == _numbers(serial)
+
+
+def test_any_pipeline_that_starts_with_an_image_loader_is_an_approach(folder, tmp_path):
+    """A linear probe (frozen features + logistic regression) runs beside a network."""
+    from sklearn.linear_model import LogisticRegression
+
+    from sk_animals.transfer import PretrainedFeatures
+
+    features = PretrainedFeatures("squeezenet1_1", weights=None)
+    probe = Approach(
+        "probe", make_pipeline(ImageLoader(32), features, LogisticRegression(max_iter=500))
+    )
+    result = compare(folder, [approach("scratch", fast(), 32), probe], cv=2, verbose=0)
+    record = result.approaches[1]
+    assert (record.classifier, record.backbone, record.lr, record.epochs) == (
+        "LogisticRegression",
+        "squeezenet1_1",
+        None,
+        None,
+    )
+    assert len(record.cv.scores) == 2 and 0 <= record.test_accuracy <= 1
+    pipeline = result.pipelines["probe"]
+    assert [name for name, _ in pipeline.steps] == [
+        "imageloader",
+        "pretrainedfeatures",
+        "logisticregression",
+    ]
+    assert pipeline.predict(result.test_files[:3]).shape == (3,)
+    assert [d.a for d in result.differences] == ["probe"]
+    from sk_animals.report import write_report
+
+    assert write_report(result, tmp_path / "out")["report.html"].is_file()

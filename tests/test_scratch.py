@@ -150,17 +150,30 @@ def test_paper_defaults():
 
 
 def test_paper_network_has_25_layers_at_100px(shapes):
+    """MATLAB's 25 layers, counted in the built PaperCNN (its docstring maps them).
+
+    1 (input: the estimator's normalisation, no module) + 19 leaves of ``blocks`` (4
+    conv/BN/ReLU/maxpool blocks, then conv/BN/ReLU) + 3 layers of ``head`` (FC, ReLU, FC;
+    its Flatten is implicit in MATLAB and its two Dropout(p=0) are absent) + 2 (softmax
+    and classification: the CrossEntropyLoss criterion) = 25.
+    """
     X, y = shapes
     big = ImageLoader(size=100).transform(X[:8])
     clf = ScratchCNNClassifier(max_epochs=0, verbose=0).fit(big, y[:8])
-    leaves = [m for m in clf.module_.modules() if not list(m.children())]
-    convs = [m for m in leaves if isinstance(m, torch.nn.Conv2d)]
-    linears = [m for m in leaves if isinstance(m, torch.nn.Linear)]
-    pools = [m for m in leaves if isinstance(m, torch.nn.MaxPool2d)]
-    assert (len(convs), len(pools), len(linears)) == (5, 4, 2)
-    # input + 5 conv + 5 BN + 5 ReLU + 4 pool + FC + ReLU + FC + softmax + classification
-    assert 1 + 3 * 5 + 4 + 3 + 2 == 25
-    assert linears[-1].out_features == 2
+    nn = torch.nn
+    conv_bn_relu = [nn.Conv2d, nn.BatchNorm2d, nn.ReLU]
+    blocks = [type(m) for m in clf.module_.blocks.modules() if not list(m.children())]
+    assert blocks == 4 * [*conv_bn_relu, nn.MaxPool2d] + conv_bn_relu
+    head = [type(m) for m in clf.module_.head]
+    assert head == [nn.Flatten, nn.Dropout, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear]
+    assert [m.p for m in clf.module_.head if isinstance(m, nn.Dropout)] == [0, 0]
+    head_layers = [t for t in head if t not in (nn.Flatten, nn.Dropout)]
+    assert type(clf.criterion_) is nn.CrossEntropyLoss  # softmax + classification
+    assert 1 + len(blocks) + len(head_layers) + 2 == 25
+    convs = [m for m in clf.module_.blocks.modules() if isinstance(m, nn.Conv2d)]
+    assert [m.out_channels for m in convs] == [8, 16, 32, 64, 128]
+    linears = [m for m in clf.module_.head if isinstance(m, nn.Linear)]
+    assert [m.out_features for m in linears] == [256, 2]
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
