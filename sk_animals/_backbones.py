@@ -1,8 +1,10 @@
-"""The pretrained backbones: torchvision's registry, their weights and preprocessing.
+"""The pretrained backbones: torchvision's and timm's, their weights and preprocessing.
 
 Any name of ``torchvision.models.list_models(module=torchvision.models)`` is a backbone
 (the classification models; quantized, detection, segmentation and video models live in
-other modules and are not). What the package needs about one is found from torchvision
+other modules and are not), and so is ``"timm/<name>"`` for any name of
+``timm.list_models()`` (:mod:`sk_animals._timm` reads what it needs from timm itself).
+What the package needs about a torchvision model is found from torchvision
 itself: the input size, mean and std from its weights' ``transforms()``, the head and the
 blocks ``freeze=k`` counts from the model (see ``backbone_spec``).
 
@@ -14,6 +16,8 @@ torchvision's do: the mean, std and size come from the weights actually chosen.
 import os
 from dataclasses import dataclass
 from functools import cache, lru_cache
+
+from . import _timm
 
 __all__ = [
     "BACKBONES",
@@ -76,15 +80,22 @@ def list_backbones():
 
 
 def check_backbone(backbone):
-    """``backbone`` if torchvision has a classification model of that name, else ValueError."""
+    """``backbone`` if it names a torchvision classification model or a timm model.
+
+    ValueError otherwise, naming up to three close matches.
+    """
     import difflib
 
+    if _timm.is_timm(backbone):
+        _timm.check_name(backbone)
+        return backbone
     names = list_backbones()
     if backbone not in names:
         close = difflib.get_close_matches(str(backbone), names, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ValueError(
-            f"unknown backbone {backbone!r}{hint}; choose one of "
+            f"unknown backbone {backbone!r}{hint}; choose timm/<name> for a name of "
+            "timm.list_models(), or one of "
             "torchvision.models.list_models(module=torchvision.models): "
             f"{', '.join(names)}"
         )
@@ -224,11 +235,13 @@ def resolve_weights(backbone, weights):
     weights : torchvision.models.WeightsEnum, str or None
         The enum member, or the path as a string, or None.
     """
-    from torchvision.models import WeightsEnum, get_model_weights
-
     check_backbone(backbone)
     if weights is None:
         return None
+    if _timm.is_timm(backbone):  # "DEFAULT" is resolved when the weights are loaded
+        return weights if weights == "DEFAULT" else _timm.resolve_weights(backbone, weights)
+    from torchvision.models import WeightsEnum, get_model_weights
+
     enum = get_model_weights(backbone)
     if isinstance(weights, WeightsEnum):
         if not isinstance(weights, enum):
@@ -273,6 +286,9 @@ def weights_normalization(backbone, weights="DEFAULT"):
     """
     import numpy as np
 
+    if _timm.is_timm(backbone):
+        config = _timm.data_config(backbone)
+        return np.asarray(config.mean), np.asarray(config.std)
     transforms = _transforms(backbone, weights)
     return np.asarray(transforms.mean), np.asarray(transforms.std)
 
@@ -284,12 +300,15 @@ def input_size(backbone, weights="DEFAULT"):
     state-dict file or None): 224 for most, 299 for Inception v3, 240 to 600 for
     EfficientNet B1 to B7, 384 for ``vit_b_16``'s SWAG weights... AlexNet is the
     exception: 227, the paper's input (torchvision's AlexNet weights were trained at
-    224; the network accepts both).
+    224; the network accepts both). For ``"timm/<name>"``: the ``input_size`` of the
+    model's ``pretrained_cfg`` (:func:`sk_animals._timm.data_config`).
 
     Returns
     -------
     size : int
     """
+    if _timm.is_timm(backbone):
+        return _timm.data_config(backbone).size[0]
     transforms = _transforms(backbone, weights)
     return _PAPER_SIZES.get(backbone, int(transforms.crop_size[0]))
 
@@ -322,7 +341,10 @@ def _drop_auxiliary(model):
 
 
 def load_backbone(backbone, weights="DEFAULT"):
-    """A torchvision ``backbone`` with ImageNet ``weights``, its 1000-class head intact.
+    """A torchvision or timm ``backbone`` with ImageNet ``weights``, a 1000-class head.
+
+    A torchvision model keeps its own head; a timm model gets a new one
+    (:func:`sk_animals._timm.create`).
 
     GoogLeNet's and Inception v3's auxiliary classifiers are removed (as torchvision
     does for ``aux_logits=False``): the model returns the main logits only.
@@ -351,6 +373,8 @@ def load_backbone(backbone, weights="DEFAULT"):
 
     import torch
 
+    if _timm.is_timm(backbone):
+        return _timm.create(backbone, weights, n_classes=1000)
     weights = resolve_weights(backbone, weights)
     if weights is None or isinstance(weights, str):
         model = _build(backbone, None)

@@ -5,6 +5,7 @@ What a backbone is made of (its head, its blocks) is found by :mod:`sk_animals._
 
 from torch import nn
 
+from . import _timm
 from ._backbones import (
     feature_blocks,  # noqa: F401  (its home in earlier releases)
     find_head,
@@ -245,12 +246,32 @@ def _frozen_parameters(model, head, freeze, backbone):
     return stem + [p for block in blocks[:freeze] for p in block.parameters()]
 
 
+def _frozen_timm_parameters(model, freeze, backbone):
+    """The parameters of a timm model that ``freeze`` keeps fixed: timm's coarse groups.
+
+    ``freeze=k`` freezes the first ``k`` of :func:`sk_animals._timm.blocks` (the stem is
+    the first); ``"body"`` every parameter outside the head.
+    """
+    if freeze == "none" or freeze == 0:
+        return []
+    blocks = _timm.blocks(model)
+    if freeze != "body" and freeze > len(blocks):
+        raise ValueError(
+            f"freeze={freeze} but {backbone} has {len(blocks)} blocks (timm's coarse parameter "
+            f"groups); use at most {len(blocks)}, 'body' or 'none'"
+        )
+    names = {n for block in (blocks if freeze == "body" else blocks[:freeze]) for n in block}
+    return [p for n, p in model.named_parameters() if n in names]
+
+
 class TransferNet(nn.Module):
     """A pretrained backbone with a new head; frozen parts stay in eval mode.
 
     Any torchvision classification model: its head is the layer that produces the
-    1000 ImageNet classes (``find_head``), its blocks are those of
-    ``feature_blocks``.
+    1000 ImageNet classes (``find_head``), its blocks are those of ``feature_blocks``. Any
+    timm model (``"timm/<name>"``): its head is what ``reset_classifier`` replaces, its
+    blocks are timm's coarse parameter groups (``group_matcher(coarse=True)``), and
+    without a head it returns its pooled features.
 
     Parameters
     ----------
@@ -268,25 +289,35 @@ class TransferNet(nn.Module):
     Attributes
     ----------
     head : str
-        Dotted path of the replaced layer in ``model``.
-    head_prefix : str
-        Prefix of the new head's parameter names in this module.
+        Dotted path of the replaced layer in ``model`` (for a timm model, the paths of
+        its classifier modules, joined by commas).
+    head_prefix : tuple of str
+        Prefixes of the new head's parameter names in this module (one for a
+        torchvision model).
     """
 
     def __init__(self, n_classes, backbone="alexnet", weights="DEFAULT", freeze="none"):
         super().__init__()
-        self.model = load_backbone(backbone, weights)
-        self.head = find_head(self.model)
-        old = self.model.get_submodule(self.head)
-        head = nn.Identity() if n_classes is None else _new_head(old, n_classes)
-        frozen = _frozen_parameters(self.model, self.head, freeze, backbone)
-        _replace(self.model, self.head, head)
-        if n_classes is not None:
-            _unclip(self.model, self.head)
-        self.head_prefix = f"model.{self.head}."
+        if _timm.is_timm(backbone):
+            self.model = _timm.create(backbone, weights, n_classes)
+            heads = _timm.head(self.model)
+            self.head = ",".join(heads)
+            frozen = _frozen_timm_parameters(self.model, freeze, backbone)
+        else:
+            self.model = load_backbone(backbone, weights)
+            self.head = find_head(self.model)
+            heads = (self.head,)
+            old = self.model.get_submodule(self.head)
+            new = nn.Identity() if n_classes is None else _new_head(old, n_classes)
+            frozen = _frozen_parameters(self.model, self.head, freeze, backbone)
+            _replace(self.model, self.head, new)
+            if n_classes is not None:
+                _unclip(self.model, self.head)
+        self.head_prefix = tuple(f"model.{h}." for h in heads)
         for p in frozen:
             p.requires_grad_(False)
-        head.requires_grad_(True)  # the new head always trains
+        for h in heads:  # the new head always trains
+            self.model.get_submodule(h).requires_grad_(True)
         # leaves whose weights are all frozen keep eval-mode behaviour (batch-norm statistics)
         self.frozen = [
             m

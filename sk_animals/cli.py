@@ -378,8 +378,9 @@ def _add_common(p, *, data_help):
     p.add_argument(
         "--weights",
         default="DEFAULT",
-        help="transfer weights: 'DEFAULT' or a name such as 'IMAGENET1K_V1' (torchvision, "
-        "cached in $TORCH_HOME), or the path of a state-dict file",
+        help="transfer weights: 'DEFAULT' (timm's through the Hugging Face cache in $HF_HOME, "
+        "torchvision's in $TORCH_HOME), a torchvision name such as 'IMAGENET1K_V1', or the "
+        "path of a state-dict file",
     )
     p.add_argument(
         "--cache-dir",
@@ -436,7 +437,8 @@ def build_parser():
     c.add_argument(
         "--backbone",
         default=None,
-        help="pretrained network of the transfer approach: any torchvision classification "
+        help="pretrained network of the transfer approach: timm/<name> for any timm model "
+        "(e.g. timm/tf_efficientnet_lite0), or any torchvision classification "
         f"model, e.g. {', '.join(sorted(BACKBONES))} (default: the paper's {PAPER.backbone})",
     )
     c.add_argument(
@@ -507,7 +509,8 @@ def build_parser():
     t.add_argument(
         "--backbone",
         default=PAPER.backbone,
-        help="transfer backbone: any torchvision classification model "
+        help="transfer backbone: timm/<name> for any timm model, or any torchvision "
+        "classification model "
         f"(default: {PAPER.backbone})",
     )
     t.add_argument(

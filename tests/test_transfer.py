@@ -231,7 +231,8 @@ def test_user_param_groups_are_honoured_beside_the_head(shapes):
         ({"head_lr_factor": 0}, (4, 64, 64, 3), "'head_lr_factor' parameter"),
         ({"freeze": 99}, (4, 64, 64, 3), "freeze=99 but squeezenet1_1 has 13 blocks"),
         ({"freeze": "all"}, (4, 64, 64, 3), "'freeze' parameter"),
-        ({"backbone": "vgg99"}, (4, 64, 64, 3), "'backbone' parameter"),
+        ({"backbone": "vgg99"}, (4, 64, 64, 3), "unknown backbone 'vgg99' \\(did you mean vgg"),
+        ({"backbone": "timm/resnet10"}, (4, 64, 64, 3), "did you mean timm/resnet10t"),
         ({}, (4, 8, 8, 3), "images of 8x8 are too small for backbone='squeezenet1_1'"),
     ],
 )
