@@ -29,6 +29,7 @@ _HOMES = {
     "TransferClassifier": "transfer",
     "AlexNetTransferClassifier": "transfer",
     "PretrainedFeatures": "transfer",
+    "LinearProbe": "transfer",
     # comparing, tuning, saving
     "Approach": "protocols",
     "compare": "evaluation",

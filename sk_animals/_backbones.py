@@ -239,7 +239,9 @@ def resolve_weights(backbone, weights):
     if weights is None:
         return None
     if _timm.is_timm(backbone):  # "DEFAULT" is resolved when the weights are loaded
-        return weights if weights == "DEFAULT" else _timm.resolve_weights(backbone, weights)
+        if weights in ("DEFAULT", "EMBEDDED"):
+            return weights
+        return _timm.resolve_weights(backbone, weights)
     from torchvision.models import WeightsEnum, get_model_weights
 
     enum = get_model_weights(backbone)

@@ -106,6 +106,16 @@ SHARED_ATTRIBUTES = """\
         ``stopped`` (``"interrupted"`` or ``"early_stopping"``) in its last epoch."""
 
 
+def classes_to_json(classes):
+    """Class labels as JSON that keeps their dtype (see :func:`classes_from_json`)."""
+    return {"dtype": classes.dtype.str, "values": classes.tolist()}
+
+
+def classes_from_json(value):
+    """The class labels that :func:`classes_to_json` wrote."""
+    return np.array(value["values"], np.dtype(value["dtype"]))
+
+
 def shared_docs(cls):
     """Fill a class docstring's ``%(shared_parameters)s`` and ``%(shared_attributes)s``."""
     cls.__doc__ = cls.__doc__.replace("    %(shared_parameters)s", SHARED_PARAMETERS).replace(
@@ -294,9 +304,8 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
     def _fitted_state(self):
         """What ``fit`` learned: (JSON values, CPU tensors by name); see ``_learn_data``."""
         self.check_is_fitted()
-        classes = self.classes_
         values = {
-            "classes_": {"dtype": classes.dtype.str, "values": classes.tolist()},
+            "classes_": classes_to_json(self.classes_),
             "image_size_": list(self.image_size_),
         }
         arrays = {"mean_": self.mean_, "std_": self.std_, "class_weight_": self.class_weight_}
@@ -308,9 +317,8 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
         The network is built without pretrained weights (nothing is read or downloaded),
         then loaded from ``tensors``; the global torch RNG is left untouched.
         """
-        classes = values["classes_"]
         self.label_encoder_ = LabelEncoder()
-        self.label_encoder_.classes_ = np.array(classes["values"], np.dtype(classes["dtype"]))
+        self.label_encoder_.classes_ = classes_from_json(values["classes_"])
         self.image_size_ = tuple(values["image_size_"])
         self.mean_, self.std_ = tensors["mean_"].numpy(), tensors["std_"].numpy()
         weight = tensors.get("class_weight_")
@@ -324,6 +332,12 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
             del self._restoring_
         load_module_state(self.module_, tensors)
         return self
+
+    def _initialize_from_data(self, X, y):
+        """After ``initialize``, before the first epoch: set weights from the data (none here).
+
+        ``y`` is encoded (0 to n_classes - 1).
+        """
 
     def _normalization(self, X):
         """Per-channel (mean, std) for the inputs; here, measured on the training data."""
@@ -484,9 +498,11 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
             if not self.initialized_:
                 self._learn_data(X, y)
                 self.initialize()
+                y = self._encode(y)
+                self._initialize_from_data(X, y)
             else:
                 self._check_image_size(X)
-            y = self._encode(y)
+                y = self._encode(y)
             # unlike skorch, a Ctrl-C is not swallowed: the caller stops too, and the
             # net's history says that this fit did not finish
             self.notify("on_train_begin", X=X, y=y)

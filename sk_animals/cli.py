@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from ._backbones import BACKBONES
-from .protocols import DEMO, PAPER
+from .protocols import APPROACHES, DEMO, DEMO_WEIGHTS, PAPER
 
 
 class UsageError(Exception):
@@ -62,6 +62,17 @@ def _budgets(text):
     if not values or values[0] < 1:
         raise argparse.ArgumentTypeError(f"budgets must be whole numbers >= 1, got {text!r}")
     return values
+
+
+def _approach_list(text):
+    """An argparse type: comma-separated approaches of ``APPROACHES``, in their order."""
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [n for n in names if n not in APPROACHES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: choose one or more of {','.join(APPROACHES)}, separated by commas"
+        )
+    return tuple(a for a in APPROACHES if a in names)
 
 
 def _fraction(text):
@@ -158,18 +169,11 @@ def _compare(args):
     _check_device(args.device)
     protocol = DEMO if args.demo else PAPER
     backbone = args.backbone or protocol.backbone
-    weights = args.weights
+    weights = DEMO_WEIGHTS if args.demo and args.weights == "DEFAULT" else args.weights
     try:
         _check_weights(backbone, weights)
     except OSError as exc:  # not cached, and offline
-        if not args.demo:
-            raise UsageError(f"--weights: {exc}") from None
-        weights = None
-        print(
-            f"sk-animals: no cached ImageNet weights for {backbone}; the demo's transfer "
-            "model starts from random weights (the report says so)",
-            file=sys.stderr,
-        )
+        raise UsageError(f"--weights: {exc}") from None
 
     from .datasets import make_image_folder
     from .evaluation import compare
@@ -182,10 +186,11 @@ def _compare(args):
         "cache_dir": args.cache_dir,
     }
     if args.demo:
-        approaches = demo_protocol(weights=weights, **common)
+        approaches = demo_protocol(approaches=args.approaches, weights=weights, **common)
         data = make_image_folder(**DEMO.data, random_state=args.seed)
     else:
         approaches = paper_protocol(
+            approaches=args.approaches,
             backbone=backbone,
             weights=weights,
             per_class=args.per_class,
@@ -374,7 +379,12 @@ def _add_common(p, *, data_help):
     p.add_argument(
         "--per-class", type=_count(1), default=None, help="images per class (default: all)"
     )
-    p.add_argument("--image-size", type=_count(16), default=None, help="image side in pixels")
+    p.add_argument(
+        "--image-size",
+        type=_count(16),
+        default=None,
+        help="image side in pixels, for every approach",
+    )
     p.add_argument(
         "--weights",
         default="DEFAULT",
@@ -404,10 +414,11 @@ def build_parser():
 
     c = sub.add_parser(
         "compare",
-        help="run both approaches and write a report",
-        description="Cross-validate and fit the from-scratch CNN and the transfer model on "
-        "the same images (the paper's protocol unless overridden), then write report.html, "
-        "report.md, metrics.json, figures and both fitted pipelines (.skmodel) into --out. "
+        help="run the approaches and write a report",
+        description="Cross-validate and fit the from-scratch CNN, the fine-tuned transfer "
+        "model and the backbone's linear probe on the same images (the paper's protocol "
+        "unless overridden), then write report.html, report.md, metrics.json, figures and "
+        "the fitted pipelines (.skmodel) into --out. "
         "Ctrl-C stops the run; approaches already finished stay in --out.",
     )
     _add_common(
@@ -428,10 +439,18 @@ def build_parser():
         f"(default: {PAPER.folds}; demo: {DEMO.folds})",
     )
     c.add_argument(
+        "--approaches",
+        type=_approach_list,
+        default=APPROACHES,
+        help=f"which to run, comma-separated (default: {','.join(APPROACHES)}; the paper's "
+        "two: scratch,transfer); the probe is the transfer backbone's frozen features with "
+        "a logistic regression",
+    )
+    c.add_argument(
         "--epochs",
         type=_count(1),
         default=None,
-        help="epochs for both approaches "
+        help="epochs of the approaches that train a network "
         f"(paper: {PAPER.scratch.epochs} scratch, {PAPER.transfer.epochs} transfer)",
     )
     c.add_argument(

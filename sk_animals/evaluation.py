@@ -25,10 +25,11 @@ from sklearn.utils import Bunch
 
 from ._base import ImageClassifier
 from .datasets import load_folder, sample_per_class
-from .protocols import DEMO_DATA, Approach, demo_protocol, paper_protocol
+from .preprocessing import ImageLoader
+from .protocols import APPROACHES, DEMO_DATA, Approach, demo_protocol, paper_protocol
 from .results import ApproachResult, BudgetPoint, ComparisonResult, CVScores, PairDifference
 from .stats import accuracy_interval
-from .transfer import TransferClassifier
+from .transfer import PretrainedFeatures, TransferClassifier
 
 __all__ = [
     "DEMO_DATA",
@@ -168,9 +169,31 @@ def _split(approach, paths, labels, *, validation_fraction, random_state):
     return Bunch(paths=paths, labels=labels, train=train, valid=valid)
 
 
+def _n_fixed(pipeline):
+    """How many leading steps learn nothing from the images: loaders and frozen features.
+
+    They are fitted once and transform every image once, for all folds and budgets.
+    """
+    fixed = 0
+    while fixed < len(pipeline) - 1 and isinstance(
+        pipeline[fixed], ImageLoader | PretrainedFeatures
+    ):
+        fixed += 1
+    return fixed
+
+
+def _decoder(approach):
+    """A fitted copy of the approach's fixed leading steps (the images go through them once)."""
+    decoder = clone(approach.pipeline[: _n_fixed(approach.pipeline)])
+    for _, step in decoder.steps:
+        step.fit()  # they learn nothing from the images
+    return decoder
+
+
 def _model(approach):
-    """What follows the pipeline's ImageLoader: its classifier, or the steps up to it."""
-    return approach.pipeline[1:] if len(approach.pipeline) > 2 else approach.classifier
+    """What is fitted on the decoded images: the classifier, or the steps up to it."""
+    rest = approach.pipeline[_n_fixed(approach.pipeline) :]
+    return rest if len(rest) > 1 else rest[0]
 
 
 def _cross_validate(model, X, y, *, cv, random_state, label, verbose, n_jobs):
@@ -245,7 +268,7 @@ def _run(
     data = _split(
         approach, paths, labels, validation_fraction=validation_fraction, random_state=random_state
     )
-    loader, model = approach.pipeline[0], _model(approach)
+    loader, model = _decoder(approach), _model(approach)
     say(f"loading {len(data.labels)} images at {approach.image_size}x{approach.image_size}")
     X_train, X_valid = (loader.transform(data.paths[part]) for part in (data.train, data.valid))
     y_train, y_valid = data.labels[data.train], data.labels[data.valid]
@@ -269,7 +292,7 @@ def _run(
     steps = (
         final.steps if isinstance(final, Pipeline) else [(approach.pipeline.steps[-1][0], final)]
     )
-    pipeline = Pipeline([approach.pipeline.steps[0], *steps])
+    pipeline = Pipeline([*loader.steps, *steps])
     test_scores = {}
     if test is not None:
         say(f"scoring the {len(test.data)} common test images")
@@ -360,7 +383,7 @@ def _fit_score(clf, X, y, X_test, y_test):
 def _budget_curve(approach, paths, labels, *, test, budgets, random_state, say, verbose, n_jobs):
     """Test accuracy of ``approach`` trained on nested per-class budgets of the pool."""
     smallest = int(np.unique(labels, return_counts=True)[1].min())
-    loader = approach.pipeline[0]
+    loader = _decoder(approach)
     with warnings.catch_warnings():  # capping is said in the result instead
         warnings.simplefilter("ignore", UserWarning)
         keeps = {b: sample_per_class(labels, b, random_state=random_state) for b in budgets}
@@ -429,7 +452,11 @@ def compare(
         recognised and translated), or a Bunch with ``data`` (paths) and ``target``.
         Unreadable images are left out and named in ``skipped``.
     approaches : list of Approach, default=None
-        What to compare; :func:`paper_protocol` by default.
+        What to compare; by default the paper's two (:func:`paper_protocol`) and the
+        transfer backbone's linear probe: scratch, transfer, probe. Any pipeline that
+        starts with an :class:`~sk_animals.preprocessing.ImageLoader` is an approach;
+        its leading loaders and :class:`~sk_animals.transfer.PretrainedFeatures` learn
+        nothing from the images, so they transform each image once for all folds.
     test_size : float or None, default=0.2
         Stratified fraction of all images held out as the common test set, drawn first;
         None or 0 skips it (the paper's validation numbers only).
@@ -473,7 +500,8 @@ def compare(
     from .audit import audit_images
 
     data = _load(data)
-    approaches = paper_protocol(random_state=random_state) if approaches is None else approaches
+    if approaches is None:
+        approaches = paper_protocol(approaches=APPROACHES, random_state=random_state)
     say = partial(_say, "data", verbose)
     deduplicated = []
     if dedupe:

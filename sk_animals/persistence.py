@@ -29,7 +29,12 @@ from ._networks import PaperCNN, ResidualCNN, TransferNet
 from ._version import __version__
 from .preprocessing import ImageLoader
 from .scratch import ScratchCNNClassifier
-from .transfer import AlexNetTransferClassifier, PretrainedFeatures, TransferClassifier
+from .transfer import (
+    AlexNetTransferClassifier,
+    LinearProbe,
+    PretrainedFeatures,
+    TransferClassifier,
+)
 
 __all__ = ["FORMAT_VERSION", "SUFFIX", "load", "save"]
 
@@ -47,6 +52,7 @@ REGISTRY = {
     for cls in (
         ImageLoader,
         PretrainedFeatures,
+        LinearProbe,
         ScratchCNNClassifier,
         TransferClassifier,
         AlexNetTransferClassifier,

@@ -7,8 +7,14 @@ Weights come from torchvision's weights API, which downloads once into the
 import inspect
 from numbers import Integral, Real
 
+import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
 
@@ -21,7 +27,7 @@ from ._backbones import (
     resolve_weights,
     weights_normalization,
 )
-from ._base import ImageClassifier, shared_docs
+from ._base import ImageClassifier, classes_from_json, classes_to_json, shared_docs
 from ._networks import TransferNet
 from ._tensors import (
     check_images,
@@ -35,6 +41,7 @@ __all__ = [
     "BACKBONES",
     "RECOMMENDED",
     "AlexNetTransferClassifier",
+    "LinearProbe",
     "PretrainedFeatures",
     "TransferClassifier",
     "TransferNet",
@@ -103,6 +110,15 @@ class TransferClassifier(ImageClassifier):
     head_lr_factor : float, default=20
         The new head learns at ``head_lr_factor * lr`` (MATLAB's
         WeightLearnRateFactor/BiasLearnRateFactor); follows ``lr`` when it is tuned.
+    init_head : {"random", "probe"}, default="random"
+        How the new head starts. ``"probe"`` is LP-FT (linear probing, then
+        fine-tuning; Kumar et al., ICLR 2022, "Fine-Tuning can Distort Pretrained
+        Features and Underperform Out-of-Distribution"): before the first epoch, the
+        head is set to a :class:`LinearProbe` fitted on the frozen backbone's features of
+        the training images (one extra pass over them, in eval mode, without
+        augmentation), so that fine-tuning starts from the probe's solution instead of
+        distorting the features to fit a random head. Needs a single linear (or 1x1
+        convolution) head.
     module : torch.nn.Module class, default=TransferNet
         Built with ``n_classes``, ``backbone``, ``weights`` and ``freeze``.
     lr : float, default=1e-4
@@ -142,6 +158,7 @@ class TransferClassifier(ImageClassifier):
         weights="DEFAULT",
         freeze="none",
         head_lr_factor=20.0,
+        init_head="random",
         module=TransferNet,
         lr=1e-4,
         max_epochs=6,
@@ -153,6 +170,7 @@ class TransferClassifier(ImageClassifier):
         self.weights = weights
         self.freeze = freeze
         self.head_lr_factor = head_lr_factor
+        self.init_head = init_head
 
     _parameter_constraints = {
         **ImageClassifier._parameter_constraints,
@@ -160,6 +178,7 @@ class TransferClassifier(ImageClassifier):
         "weights": _WEIGHTS,
         "freeze": _FREEZE,
         "head_lr_factor": [Interval(Real, 0, None, closed="neither")],
+        "init_head": [StrOptions({"random", "probe"})],
     }
 
     def _check_params(self):
@@ -195,6 +214,42 @@ class TransferClassifier(ImageClassifier):
             ) from None
         self.module_.train()
         return self
+
+    def _initialize_from_data(self, X, y):
+        """With ``init_head="probe"``, the new head starts as the training images' probe."""
+        if self.init_head != "probe":
+            return
+        names = [n for n in self.module_.head.split(",") if n]
+        head = self.module_.model.get_submodule(names[0]) if len(names) == 1 else None
+        if not isinstance(head, torch.nn.Linear | torch.nn.Conv2d):
+            raise ValueError(
+                f"init_head='probe' needs a single linear head, but {self.backbone}'s is "
+                f"{self.module_.head!r}; use init_head='random'"
+            )
+        probe = LinearProbe().fit(self._head_inputs(X, head), y)
+        with torch.no_grad():
+            head.weight.copy_(torch.as_tensor(probe.coef_).reshape(head.weight.shape))
+            head.bias.copy_(torch.as_tensor(probe.intercept_))
+
+    @torch.no_grad()
+    def _head_inputs(self, X, head):
+        """What ``head`` receives for each image of ``X``, in eval mode (spatially pooled)."""
+        captured = []
+        hook = head.register_forward_hook(lambda m, args, out: captured.append(args[0]))
+        self.module_.eval()
+        try:
+            step = max(self.batch_size, 64)
+            for i in range(0, len(X), step):
+                x = to_network_input(X[i : i + step], *self._on_device(self.device), self.device)
+                with self._autocast(x.device.type):
+                    self.module_(x)
+        finally:
+            hook.remove()
+            self.module_.train()
+        inputs = torch.cat(
+            [c.float().mean((2, 3)) if c.ndim == 4 else c.float() for c in captured]
+        )
+        return inputs.cpu().numpy()
 
     def _optimizer_defaults(self):
         defaults = super()._optimizer_defaults()
@@ -394,3 +449,142 @@ def _extract(backbone, weights, X, module, mean, std, batch_size, device):
     finally:
         module.to("cpu")
     return torch.cat(out).numpy()
+
+
+class LinearProbe(ClassifierMixin, BaseEstimator):
+    """The linear probe of a frozen backbone: logistic regression on standardised features.
+
+    What practitioners fit first on :class:`PretrainedFeatures` before they fine-tune
+    (seconds, where fine-tuning takes minutes): scikit-learn's
+    :class:`~sklearn.linear_model.LogisticRegression` on features standardised by a
+    :class:`~sklearn.preprocessing.StandardScaler`, the scaling then folded into the
+    weights, so that ``coef_`` and ``intercept_`` give the logits of the raw features
+    (``X @ coef_.T + intercept_``), one row per class, as a new network head would:
+    :class:`TransferClassifier` with ``init_head="probe"`` starts from them.
+
+    Parameters
+    ----------
+    C : float, default=1.0
+        Inverse strength of the L2 regularisation, as in ``LogisticRegression``.
+    max_iter : int, default=1000
+        Iterations of the L-BFGS solver.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coef_ : ndarray of shape (n_classes, n_features)
+        Weights on the raw features (two rows for two classes, the first zero).
+    intercept_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_animals.transfer import LinearProbe
+    >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [0.1, 0.9], [0.9, 0.2]])
+    >>> LinearProbe().fit(X, ["cat", "dog", "cat", "dog"]).predict([[0.0, 2.0]])
+    array(['cat'], dtype='<U3')
+    """
+
+    _parameter_constraints = {
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, C=1.0, *, max_iter=1000):
+        self.C = C
+        self.max_iter = max_iter
+
+    def fit(self, X, y):
+        """Fit the standardised logistic regression and fold the scaling into its weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self
+        """
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.utils.validation import validate_data
+
+        self._validate_params()
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        scaler = StandardScaler().fit(X)
+        model = LogisticRegression(C=self.C, max_iter=self.max_iter)
+        model.fit(scaler.transform(X), y)
+        coef, intercept = model.coef_, model.intercept_
+        if len(model.classes_) == 2:  # softmax([0, z]) is the sigmoid of z
+            coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, intercept]
+        self.classes_ = model.classes_
+        self.coef_ = np.ascontiguousarray(coef / scaler.scale_)
+        self.intercept_ = intercept - self.coef_ @ scaler.mean_
+        return self
+
+    def decision_function(self, X):
+        """Logits, one column per class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        logits : ndarray of shape (n_samples, n_classes)
+        """
+        from sklearn.utils.validation import validate_data
+
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return X @ self.coef_.T + self.intercept_
+
+    def predict_proba(self, X):
+        """Class probabilities (the softmax of :meth:`decision_function`).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        from scipy.special import softmax
+
+        return softmax(self.decision_function(X), axis=1)
+
+    def predict(self, X):
+        """The most probable class of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+        """
+        return self.classes_[self.decision_function(X).argmax(1)]
+
+    def _fitted_state(self):
+        """What ``fit`` learned: (JSON values, CPU tensors by name)."""
+        check_is_fitted(self)
+        values = {
+            "classes_": classes_to_json(self.classes_),
+            "n_features_in_": self.n_features_in_,
+        }
+        tensors = {
+            k: torch.from_numpy(np.ascontiguousarray(getattr(self, k)))
+            for k in ("coef_", "intercept_")
+        }
+        return values, tensors
+
+    def _restore_fitted_state(self, values, tensors):
+        """Become the fitted probe of ``values`` and ``tensors``."""
+        self.classes_ = classes_from_json(values["classes_"])
+        self.n_features_in_ = values["n_features_in_"]
+        self.coef_, self.intercept_ = tensors["coef_"].numpy(), tensors["intercept_"].numpy()
+        return self

@@ -63,17 +63,33 @@ def test_compare_writes_report_metrics_models_and_figures(compared):
     assert "| scratch |" in report and "Validation accuracy" in report
     assert "<table>" in (out / "report.html").read_text(encoding="utf-8")
     metrics = json.loads((out / "metrics.json").read_text())
-    assert [a["name"] for a in metrics["approaches"]] == ["scratch", "transfer"]
-    assert metrics["approaches"][1]["image_size"] == 224
+    assert [a["name"] for a in metrics["approaches"]] == ["scratch", "transfer", "probe"]
+    assert metrics["approaches"][1]["image_size"] == metrics["approaches"][2]["image_size"] == 224
+    assert {(d["a"], d["b"]) for d in metrics["differences"]} == {
+        ("transfer", "scratch"),
+        ("probe", "scratch"),
+        ("probe", "transfer"),
+    }
+    assert (out / "probe.skmodel").is_file()
     for figure in out.glob("*.png"):
         with Image.open(figure) as img:
             img.verify()
         with Image.open(figure) as img:
             assert img.format == "PNG" and 300 <= img.width <= 3000 and 200 <= img.height <= 3000
     names = {p.name for p in out.glob("*.png")}
-    for approach in ("scratch", "transfer"):
+    for approach in ("scratch", "transfer", "probe"):
         for kind in ("curves", "confusion", "predictions", "reliability"):
             assert f"{approach}_{kind}.png" in names
+
+
+def test_approaches_are_checked_early_and_keep_their_order(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["compare", "--demo", "--out", str(tmp_path / "o"), "--approaches", "finetune"])
+    assert info.value.code == 2
+    assert "choose one or more of scratch,transfer,probe" in capsys.readouterr().err
+    from sk_animals.cli import _approach_list
+
+    assert _approach_list("probe, scratch") == ("scratch", "probe")
 
 
 def test_predict_matches_in_process(compared):

@@ -66,10 +66,24 @@ def test_paper_protocol_settings():
 
 
 def test_demo_protocol_is_complete():
-    scratch, transfer = demo_protocol(weights=None)
-    assert (scratch.image_size, transfer.image_size) == (DEMO_DATA["size"],) * 2
-    assert (scratch.per_class, scratch.classifier.batch_size) == (None, 32)
-    assert transfer.classifier.backbone == "squeezenet1_1" and transfer.classifier.weights is None
+    scratch, transfer, probe = demo_protocol(weights=None)
+    assert scratch.image_size == DEMO_DATA["size"] and transfer.image_size == probe.image_size
+    assert (scratch.per_class, scratch.classifier.batch_size) == (30, 32)
+    assert transfer.classifier.backbone == "timm/tf_efficientnet_lite0"
+    assert transfer.classifier.weights is None
+    assert demo_protocol()[1].classifier.weights == "EMBEDDED"
+    features = probe.pipeline[1]
+    assert (features.backbone, type(probe.classifier).__name__) == (
+        "timm/tf_efficientnet_lite0",
+        "LinearProbe",
+    )
+    assert [a.name for a in paper_protocol()] == ["scratch", "transfer"]
+    assert [a.name for a in paper_protocol(approaches=["probe", "scratch"])] == [
+        "scratch",
+        "probe",
+    ]
+    with pytest.raises(ValueError, match="unknown approaches \\['finetune'\\]"):
+        paper_protocol(approaches=["finetune"])
 
 
 def test_per_class_rates_match_definitions():
@@ -215,18 +229,15 @@ def test_folds_and_budgets_on_a_dask_cluster_match_a_serial_run(folder):
 
 def test_any_pipeline_that_starts_with_an_image_loader_is_an_approach(folder, tmp_path):
     """A linear probe (frozen features + logistic regression) runs beside a network."""
-    from sklearn.linear_model import LogisticRegression
-
-    from sk_animals.transfer import PretrainedFeatures
+    from sk_animals import load
+    from sk_animals.transfer import LinearProbe, PretrainedFeatures
 
     features = PretrainedFeatures("squeezenet1_1", weights=None)
-    probe = Approach(
-        "probe", make_pipeline(ImageLoader(32), features, LogisticRegression(max_iter=500))
-    )
+    probe = Approach("probe", make_pipeline(ImageLoader(32), features, LinearProbe()))
     result = compare(folder, [approach("scratch", fast(), 32), probe], cv=2, verbose=0)
     record = result.approaches[1]
     assert (record.classifier, record.backbone, record.lr, record.epochs) == (
-        "LogisticRegression",
+        "LinearProbe",
         "squeezenet1_1",
         None,
         None,
@@ -236,10 +247,14 @@ def test_any_pipeline_that_starts_with_an_image_loader_is_an_approach(folder, tm
     assert [name for name, _ in pipeline.steps] == [
         "imageloader",
         "pretrainedfeatures",
-        "logisticregression",
+        "linearprobe",
     ]
     assert pipeline.predict(result.test_files[:3]).shape == (3,)
     assert [d.a for d in result.differences] == ["probe"]
-    from sk_animals.report import write_report
-
-    assert write_report(result, tmp_path / "out")["report.html"].is_file()
+    assert result.save(tmp_path / "out")["report.html"].is_file()
+    loaded = load(tmp_path / "out" / "probe.skmodel")
+    np.testing.assert_allclose(
+        loaded.predict_proba(result.test_files),
+        pipeline.predict_proba(result.test_files),
+        rtol=1e-5,
+    )

@@ -124,3 +124,26 @@ def test_a_sample_of_50_timm_models_builds_trains_and_extracts_features():
         X, y = make_image_dataset(n_samples=4, n_classes=2, size=size, random_state=0)
         clf = TransferClassifier(backbone, weights=None, max_epochs=1, batch_size=4, verbose=0)
         assert clf.fit(X, y).predict_proba(X).shape == (4, 2), name
+
+
+@pytest.mark.parametrize("backbone", ["timm/resnet10t", "squeezenet1_1"])
+def test_lp_ft_starts_from_the_linear_probe(backbone, tmp_path):
+    """init_head="probe": before any epoch, the classifier is the probe on frozen features."""
+    import torch
+
+    from sk_animals.transfer import LinearProbe, load_backbone
+
+    weights = tmp_path / "random.pth"
+    torch.manual_seed(0)
+    torch.save(load_backbone(backbone, None).state_dict(), weights)
+    X, y = make_image_dataset(n_samples=24, n_classes=3, size=64, random_state=0)
+    clf = TransferClassifier(
+        backbone, weights=str(weights), init_head="probe", max_epochs=0, verbose=0
+    ).fit(X, y)
+    probe = make_pipeline(PretrainedFeatures(backbone, weights=str(weights)), LinearProbe())
+    expected = probe.fit(X, y).predict_proba(X)
+    assert_allclose(clf.predict_proba(X), expected, rtol=1e-3, atol=1e-4)
+    random_head = TransferClassifier(backbone, weights=str(weights), max_epochs=0, verbose=0)
+    assert not np.allclose(random_head.fit(X, y).predict_proba(X), expected, atol=1e-2)
+    with pytest.raises(ValueError, match="'init_head' parameter"):
+        clf.set_params(init_head="zero").fit(X, y)
