@@ -164,6 +164,8 @@ def _compare(args):
         if given:
             names = ", ".join("--" + o.replace("_", "-") for o in given)
             raise UsageError(f"{names}: the demo has its own settings; drop them or give DATA_DIR")
+    if args.target_accuracy is not None and not args.budgets:
+        raise UsageError("--target-accuracy forecasts from the budget curve: give --budgets too")
     out = Path(args.out)
     _check_out_folder(out, args.overwrite)
     _check_device(args.device)
@@ -214,6 +216,7 @@ def _compare(args):
             test_size=args.test_size,
             cv=protocol.folds if args.cv is None else args.cv,
             budgets=args.budgets,
+            target_accuracy=args.target_accuracy,
             dedupe=args.dedupe,
             random_state=args.seed,
             n_jobs=args.n_jobs,
@@ -471,6 +474,13 @@ def build_parser():
         type=_budgets,
         default=None,
         help="images-per-class budgets for the data-budget curve, e.g. 10,25,50,100",
+    )
+    c.add_argument(
+        "--target-accuracy",
+        type=_fraction,
+        default=None,
+        help="with --budgets: forecast the images per class each approach needs to reach "
+        "this accuracy, a fraction such as 0.9",
     )
     c.add_argument(
         "--n-jobs",

@@ -27,7 +27,15 @@ from ._base import ImageClassifier
 from .datasets import load_folder, sample_per_class
 from .preprocessing import ImageLoader
 from .protocols import APPROACHES, DEMO_DATA, Approach, demo_protocol, paper_protocol
-from .results import ApproachResult, BudgetPoint, ComparisonResult, CVScores, PairDifference
+from .results import (
+    ApproachResult,
+    BudgetForecast,
+    BudgetPoint,
+    ComparisonResult,
+    Crossover,
+    CVScores,
+    PairDifference,
+)
 from .stats import accuracy_interval
 from .transfer import PretrainedFeatures, TransferClassifier
 
@@ -407,6 +415,99 @@ def _budget_curve(approach, paths, labels, *, test, budgets, random_state, say, 
     ]
 
 
+def _forecast(points, n_test, *, target_accuracy=None, horizon=10, random_state=0):
+    """Each approach's :class:`BudgetForecast` from its budget points, and the crossover."""
+    from .stats import fit_learning_curve, forecast_grid
+
+    by = {}
+    for p in points:
+        by.setdefault(p.approach, []).append(p)
+    forecasts, fits = [], {}
+    for name, mine in by.items():
+        mine = sorted(mine, key=lambda p: p.per_class)
+        n, acc = [p.per_class for p in mine], [p.test_accuracy for p in mine]
+        grid = forecast_grid(n, horizon)
+        fit = fit_learning_curve(n, acc, n_test, random_state=random_state)
+        if isinstance(fit, str):
+            forecasts.append(BudgetForecast(name, grid, [], [], None, reason=fit))
+            continue
+        fits[name] = fit
+        low, high = fit.interval(grid, random_state=random_state)
+        forecasts.append(
+            BudgetForecast(
+                name,
+                grid,
+                fit.predict(grid).tolist(),
+                np.c_[low, high].tolist(),
+                fit.params,
+                backtest=_backtest(n, acc, n_test, random_state) if len(n) >= 4 else None,
+                target=None if target_accuracy is None else _target(fit, target_accuracy, n),
+            )
+        )
+    crossover, reason = _crossover(by, fits, horizon)
+    return forecasts, crossover, reason
+
+
+def _backtest(n, acc, n_test, random_state):
+    """Fit without the largest budget and forecast it: how far to trust the forecast."""
+    from .stats import fit_learning_curve
+
+    fit = fit_learning_curve(n[:-1], acc[:-1], n_test, random_state=random_state)
+    if isinstance(fit, str):
+        return {"per_class": n[-1], "measured": acc[-1], "reason": fit}
+    forecast = float(fit.predict(n[-1]))
+    (low,), (high,) = fit.interval([n[-1]], random_state=random_state)
+    return {
+        "per_class": n[-1],
+        "measured": acc[-1],
+        "forecast": forecast,
+        "ci95": [float(low), float(high)],
+        "error": forecast - acc[-1],
+        "covered": bool(low <= acc[-1] <= high),
+    }
+
+
+def _target(fit, accuracy, n):
+    """The images per class the curve needs to reach ``accuracy``, as a record and a sentence."""
+    needed, (low, high) = fit.budget_for(accuracy)
+    if not np.isfinite(needed):
+        sentence = (
+            f"{accuracy:.0%} is above the fitted ceiling ({fit.params['a']:.1%}): not "
+            "reachable by more data alone"
+        )
+        return {"accuracy": accuracy, "per_class": None, "ci95": None, "sentence": sentence}
+    upper = "more than 100x the largest budget" if high > 100 * max(n) else f"{high:.0f}"
+    sentence = (
+        f"to reach {accuracy:.0%} you need about {needed:.0f} images per class (95% interval "
+        f"{low:.0f} to {upper})"
+    )
+    ci95 = [float(low), None if not np.isfinite(high) else float(high)]
+    return {"accuracy": accuracy, "per_class": needed, "ci95": ci95, "sentence": sentence}
+
+
+def _crossover(by, fits, horizon):
+    """Where the least accurate approach at its largest budget reaches the most accurate."""
+    if len(by) < 2:
+        return None, None
+    best = {name: max(points, key=lambda p: p.per_class) for name, points in by.items()}
+    low = min(best, key=lambda name: best[name].test_accuracy)
+    high = max(best, key=lambda name: best[name].test_accuracy)
+    if low == high or low not in fits:
+        return None, None if low == high else f"no forecast for {low}, so no crossover"
+    target, largest = best[high], max(p.per_class for p in by[low])
+    needed, ci95 = fits[low].budget_for(target.test_accuracy)
+    if needed > horizon * largest:
+        return None, (
+            f"{low} is not forecast to reach {high}'s {target.test_accuracy:.1%} (at "
+            f"{target.per_class} per class) within {horizon}x its largest budget "
+            f"({horizon * largest} per class)"
+        )
+    crossover = Crossover(
+        low, high, target.per_class, target.test_accuracy, needed, tuple(map(float, ci95))
+    )
+    return crossover, None
+
+
 def _dedupe(data, say):
     """Keep one image of each exact or near-duplicate group; the paths left out."""
     from .audit import audit_images, dedupe
@@ -425,6 +526,7 @@ def compare(
     cv=5,
     validation_fraction=0.3,
     budgets=None,
+    target_accuracy=None,
     audit=True,
     dedupe=False,
     random_state=0,
@@ -467,6 +569,9 @@ def compare(
     budgets : list of int, default=None
         Images per class to train each approach on, for the data-budget curve (nested
         subsets of the non-test images, the same seed); scored on the test set.
+    target_accuracy : float, default=None
+        With ``budgets``: the forecast also says how many images per class each approach
+        needs to reach this accuracy (a fraction in (0, 1)).
     audit : bool, default=True
         Look for exact and near-duplicate images, label conflicts and duplicates that
         straddle the test set and the rest (see :func:`sk_animals.audit.audit_images`).
@@ -499,6 +604,8 @@ def compare(
     """
     from .audit import audit_images
 
+    if target_accuracy is not None and not 0 < target_accuracy < 1:
+        raise ValueError(f"target_accuracy must be a fraction in (0, 1), got {target_accuracy}")
     data = _load(data)
     if approaches is None:
         approaches = paper_protocol(approaches=APPROACHES, random_state=random_state)
@@ -527,6 +634,7 @@ def compare(
     _check_enough(labels[pool], approaches, cv, validation_fraction, random_state)
     if budgets and test is None:
         raise ValueError("budgets are scored on the common test set: give test_size > 0")
+
     for i, approach in enumerate(approaches, 1):
         say = partial(_say, f"[{i}/{len(approaches)}] {approach.name}", verbose)
         run = dict(random_state=random_state, say=say, verbose=verbose, n_jobs=n_jobs)
@@ -542,6 +650,12 @@ def compare(
         if budgets:
             result.budget_curve += _budget_curve(
                 approach, paths[pool], labels[pool], test=test, budgets=budgets, **run
+            )
+            result.budget_forecast, result.crossover, result.crossover_reason = _forecast(
+                result.budget_curve,
+                len(test.data),
+                target_accuracy=target_accuracy,
+                random_state=random_state,
             )
         result.approaches.append(record)
         result.pipelines[approach.name] = pipeline

@@ -142,16 +142,29 @@ def plot_reliability(record):
     return fig
 
 
-def plot_budget_curve(points):
-    """Test accuracy (95% intervals) against images per class, a line per approach."""
+def plot_budget_curve(points, forecasts=()):
+    """Test accuracy (95% intervals) against images per class, a line per approach.
+
+    Each approach's forecast (:class:`~sk_animals.results.BudgetForecast`) is drawn as a
+    dashed line in a band (its 95% interval) beyond the measured points.
+    """
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
+    forecasts = {f.name: f for f in forecasts if f.accuracy}
     for name in dict.fromkeys(p.approach for p in points):
         mine = sorted((p for p in points if p.approach == name), key=lambda p: p.per_class)
         x = [p.per_class for p in mine]
         y = np.array([p.test_accuracy for p in mine])
         low, high = np.array([p.test_ci95 for p in mine]).T
-        ax.errorbar(x, y, yerr=[y - low, high - y], marker="o", capsize=3, label=name)
+        line = ax.errorbar(x, y, yerr=[y - low, high - y], marker="o", capsize=3, label=name)
+        if name in forecasts:
+            f = forecasts[name]
+            beyond = [i for i, n in enumerate(f.per_class) if n >= x[-1]]
+            n = np.array(f.per_class)[beyond]
+            band = np.array(f.ci95)[beyond]
+            color = line[0].get_color()
+            ax.plot(n, np.array(f.accuracy)[beyond], "--", color=color)
+            ax.fill_between(n, band[:, 0], band[:, 1], color=color, alpha=0.15)
     ax.set_xscale("log")
     ax.set(
         xlabel="Images per class (log scale)",
@@ -273,6 +286,8 @@ def write_report(result, out_dir):
     doc.heading("Scratch vs transfer: comparison report", level=1)
     for sentence in result.verdicts():
         doc.paragraph(sentence, css="verdict")
+    if result.budget_forecast:  # the forecast in one sentence after the verdict
+        doc.paragraph(result.forecast_sentences()[0], css="verdict")
     if result.test_files:
         doc.paragraph(
             f"Every approach is scored on the same {len(result.test_files)} test images, drawn "
@@ -283,7 +298,9 @@ def write_report(result, out_dir):
     if result.budget_curve:
         doc.heading("Data budget")
         doc.items(result.budget_matches() or ["no approach matched another with fewer images"])
-        doc.figure(plot_budget_curve(result.budget_curve), REPORT_FILES[3], "budget curve")
+        doc.items(result.forecast_sentences())
+        figure = plot_budget_curve(result.budget_curve, result.budget_forecast)
+        doc.figure(figure, REPORT_FILES[3], "budget curve")
     if any(r.test_report for r in result.approaches):
         doc.heading("Per-class precision, recall and F1 on the test set")
         doc.table(*_test_report_table(result))

@@ -11,7 +11,15 @@ from pathlib import Path
 
 from .persistence import SUFFIX, save
 
-__all__ = ["ApproachResult", "BudgetPoint", "CVScores", "ComparisonResult", "PairDifference"]
+__all__ = [
+    "ApproachResult",
+    "BudgetForecast",
+    "BudgetPoint",
+    "CVScores",
+    "ComparisonResult",
+    "Crossover",
+    "PairDifference",
+]
 
 
 @dataclass
@@ -79,6 +87,39 @@ class BudgetPoint:
 
 
 @dataclass
+class BudgetForecast:
+    """One approach's learning curve fitted to its budget points, forecast up to 10x.
+
+    ``per_class`` holds the measured budgets and round numbers up to ten times the
+    largest; ``accuracy`` and ``ci95`` (95% prediction intervals of a measurement on the
+    same test set) are empty, with ``reason`` saying why, when there is no forecast.
+    ``backtest`` (four points or more): the fit without the largest budget, forecasting
+    it. ``target``: the images per class needed for ``compare``'s ``target_accuracy``.
+    """
+
+    name: str
+    per_class: list
+    accuracy: list
+    ci95: list
+    params: dict | None
+    reason: str | None = None
+    backtest: dict | None = None
+    target: dict | None = None
+
+
+@dataclass
+class Crossover:
+    """The budget per class at which ``a``'s forecast reaches ``b`` at ``b``'s largest budget."""
+
+    a: str
+    b: str
+    b_per_class: int
+    b_accuracy: float
+    per_class: float
+    ci95: tuple
+
+
+@dataclass
 class ComparisonResult:
     """What :func:`~sk_animals.evaluation.compare` measured, per approach, on one common test set.
 
@@ -101,6 +142,12 @@ class ComparisonResult:
         difference with its 95% paired-bootstrap interval and McNemar's exact p-value.
     budget_curve : list of BudgetPoint
         Test accuracy of each approach against images per class, when budgets are given.
+    budget_forecast : list of BudgetForecast
+        Each approach's learning curve (``acc(n) = a - b * n ** -c``) fitted to its budget
+        points, forecast with 95% intervals up to ten times the largest budget.
+    crossover : Crossover or None
+        Where the least accurate approach at the largest budget catches up with the most
+        accurate; None with ``crossover_reason`` when it does not within the forecast.
     audit : sk_animals.audit.AuditResult or None
         Duplicates, near duplicates, label conflicts and test/train leaks in the data.
     deduplicated : list of str
@@ -118,6 +165,9 @@ class ComparisonResult:
     test_true: list = field(default_factory=list)
     differences: list = field(default_factory=list)
     budget_curve: list = field(default_factory=list)
+    budget_forecast: list = field(default_factory=list)
+    crossover: Crossover | None = None
+    crossover_reason: str | None = None
     audit: object = None
     deduplicated: list = field(default_factory=list)
     notes: list = field(default_factory=list)
@@ -196,6 +246,33 @@ class ComparisonResult:
                     )
         return out
 
+    def forecast_sentences(self):
+        """The forecast in words: the crossover, the target budgets, and the assumptions."""
+        if not self.budget_forecast:
+            return []
+        out = []
+        if self.crossover is not None:
+            c = self.crossover
+            low, high = c.ci95
+            out.append(
+                f"{c.a} is forecast to reach {c.b}'s {c.b_accuracy:.1%} (at {c.b_per_class} "
+                f"per class) with about {c.per_class:.0f} images per class (95% interval "
+                f"{low:.0f} to {'more than 10x' if high == float('inf') else f'{high:.0f}'})"
+            )
+        elif self.crossover_reason:
+            out.append(self.crossover_reason)
+        for f in self.budget_forecast:
+            if f.reason:
+                out.append(f"no forecast for {f.name}: {f.reason}")
+            elif f.target is not None:
+                out.append(f"{f.name}: {f.target['sentence']}")
+        out.append(
+            "The forecast assumes the same protocol and epochs at every budget and a power "
+            "law acc(n) = a - b n^-c fitted to the measured points; intervals are 95% "
+            "(bootstrap refits plus the test set's noise)."
+        )
+        return out
+
     def to_markdown(self):
         """The table as Markdown."""
         from .report import markdown_table
@@ -214,6 +291,9 @@ class ComparisonResult:
             "deduplicated": self.deduplicated,
             "budget_curve": [asdict(p) for p in self.budget_curve],
             "budget_matches": self.budget_matches(),
+            "budget_forecast": [asdict(f) for f in self.budget_forecast],
+            "crossover": None if self.crossover is None else asdict(self.crossover),
+            "crossover_reason": self.crossover_reason,
             "audit": None
             if self.audit is None
             else {**self.audit.to_dict(), "counts": self.audit.summary()},

@@ -1,4 +1,4 @@
-"""Intervals, paired bootstrap and McNemar's test for two classifiers on one common test set."""
+"""Intervals, paired bootstrap and McNemar's test on one common test set; learning curves."""
 
 from dataclasses import dataclass
 
@@ -8,10 +8,14 @@ from sklearn.utils import check_random_state
 
 __all__ = [
     "Difference",
+    "LearningCurveFit",
     "McNemarResult",
     "PairedDifference",
     "accuracy_interval",
     "compare_predictions",
+    "fit_learning_curve",
+    "forecast_grid",
+    "learning_curve",
     "mcnemar_test",
     "paired_bootstrap",
     "verdict",
@@ -308,3 +312,164 @@ def verdict(name_a, name_b, diff, alpha=0.05):
         f"{diff.a_accuracy:.1%} vs {diff.b_accuracy:.1%} "
         f"(difference {delta:+.1f} points, {stats})."
     )
+
+
+# -- learning curves: how accuracy grows with the images per class
+
+
+def learning_curve(n, a, b, c):
+    """The power law with an offset, ``a - b * n ** -c`` (Hestness et al. 2017)."""
+    return a - b * np.asarray(n, float) ** -c
+
+
+@dataclass(frozen=True)
+class LearningCurveFit:
+    """A power law fitted to measured budget points, with bootstrap parameters.
+
+    ``params`` is ``{"a", "b", "c"}`` of :func:`learning_curve` (``a``, at most 1, the
+    ceiling more data approaches); ``samples`` the parameters refitted on each bootstrap
+    resample (rows of a, b, c); ``noise`` the standard deviation of a measured point at a
+    given accuracy (binomial on ``n_test`` images, times ``inflation`` where the points
+    scatter more than that about the curve, as training noise makes them).
+    """
+
+    params: dict
+    samples: np.ndarray
+    n_test: int
+    inflation: float
+
+    def predict(self, n):
+        """Forecast accuracy at ``n`` images per class."""
+        return learning_curve(n, **self.params)
+
+    def interval(self, n, confidence=0.95, random_state=0):
+        """Prediction interval of the accuracy measured at ``n`` images per class.
+
+        Curve uncertainty (the bootstrap refits) plus the noise of one measurement on the
+        same number of test images.
+        """
+        rng = check_random_state(random_state)
+        curves = learning_curve(np.asarray(n, float)[None], *self.samples.T[..., None])
+        p = np.clip(curves, 0, 1)
+        noise = self.inflation * np.sqrt(p * (1 - p) / self.n_test)
+        measured = np.clip(curves + rng.standard_normal(curves.shape) * noise, 0, 1)
+        tail = 100 * (1 - confidence) / 2
+        low, high = np.percentile(measured, [tail, 100 - tail], axis=0)
+        return low, high
+
+    def budget_for(self, accuracy, confidence=0.95):
+        """Images per class at which the curve reaches ``accuracy``, with an interval.
+
+        ``inf`` where the ceiling ``a`` is at most ``accuracy``.
+        """
+
+        def solve(a, b, c):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(a > accuracy, (b / (a - accuracy)) ** (1 / c), np.inf)
+
+        tail = 100 * (1 - confidence) / 2
+        boot = np.minimum(solve(*self.samples.T), 1e12)  # never reached: "infinitely many"
+        low, high = np.percentile(boot, [tail, 100 - tail])
+        return float(solve(**self.params)), tuple(v if v < 1e12 else np.inf for v in (low, high))
+
+
+def _fit_power_law(n, acc, sigma):
+    """Least-squares ``(a, b, c)`` with ``a <= 1``, ``b, c >= 0``; None if it fails."""
+    import warnings
+
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    start = (min(1.0, acc.max() + 0.05), max(acc.max() - acc.min(), 1e-3) * n.min() ** 0.5, 0.5)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)  # no covariance: we bootstrap
+            params, _ = curve_fit(
+                learning_curve,
+                n,
+                acc,
+                p0=start,
+                sigma=sigma,
+                bounds=([0.0, 0.0, 0.01], [1.0, np.inf, 3.0]),
+                maxfev=5000,
+            )
+    except (RuntimeError, ValueError):
+        return None
+    return params
+
+
+def fit_learning_curve(per_class, accuracy, n_test, *, n_resamples=400, random_state=0):
+    """Fit ``acc(n) = a - b * n ** -c`` to measured budgets, with a bootstrap.
+
+    Each point's accuracy is binomial on the ``n_test`` common test images; the fit is
+    weighted by that noise, and each bootstrap resample redraws every point from it
+    (inflated where the points scatter about the curve more than the test set explains)
+    and refits.
+
+    Parameters
+    ----------
+    per_class : array-like of int
+        Images per class of each measured point.
+    accuracy : array-like of float
+        The test accuracy measured at each.
+    n_test : int
+        Test images each accuracy was measured on.
+    n_resamples : int, default=400
+    random_state : int, default=0
+
+    Returns
+    -------
+    fit : LearningCurveFit or str
+        The fit, or the reason why there is none (fewer than three budgets, an accuracy
+        that falls as the budget grows, a fit that does not converge).
+
+    Examples
+    --------
+    >>> from sk_animals.stats import fit_learning_curve
+    >>> n = [25, 50, 100, 200]
+    >>> fit = fit_learning_curve(n, [0.62, 0.70, 0.76, 0.80], n_test=1800)
+    >>> round(float(fit.predict(1000)), 2) > 0.80
+    True
+    >>> fit_learning_curve([25, 50], [0.6, 0.7], n_test=100)
+    'fewer than three budgets were measured'
+    """
+    n, acc = np.asarray(per_class, float), np.asarray(accuracy, float)
+    order = np.argsort(n)
+    n, acc = n[order], acc[order]
+    if len(np.unique(n)) < 3:
+        return "fewer than three budgets were measured"
+    sigma = np.sqrt(np.clip(acc * (1 - acc), 0.25 / n_test, None) / n_test)
+    slope = np.polyfit(np.log(n), acc, 1)[0]
+    if slope < 0 and (acc[0] - acc[-1]) > 2 * np.hypot(sigma[0], sigma[-1]):
+        return "accuracy falls as the budget grows, which no rising learning curve describes"
+    params = _fit_power_law(n, acc, sigma)
+    if params is None:
+        return "the learning curve did not converge on these points"
+    dof = len(n) - 3
+    chi2 = float(np.sum(((acc - learning_curve(n, *params)) / sigma) ** 2))
+    inflation = max(1.0, np.sqrt(chi2 / dof)) if dof > 0 else 2.0  # 3 points: no check
+    rng = check_random_state(random_state)
+    samples = []
+    for _ in range(n_resamples):
+        redrawn = np.clip(acc + rng.standard_normal(len(acc)) * sigma * inflation, 0, 1)
+        refit = _fit_power_law(n, redrawn, sigma * inflation)
+        if refit is not None:
+            samples.append(refit)
+    if len(samples) < n_resamples / 2:
+        return "the learning curve is unstable: most bootstrap refits did not converge"
+    a, b, c = (float(v) for v in params)
+    return LearningCurveFit({"a": a, "b": b, "c": c}, np.array(samples), int(n_test), inflation)
+
+
+def forecast_grid(per_class, horizon=10):
+    """Budgets to forecast at: those measured, round numbers beyond, up to ``horizon`` x.
+
+    Examples
+    --------
+    >>> from sk_animals.stats import forecast_grid
+    >>> forecast_grid([25, 50, 100, 200])
+    [25, 50, 100, 200, 500, 1000, 2000]
+    """
+    largest = max(per_class)
+    rounds = [m * 10**k for k in range(7) for m in (1, 2, 5)]
+    beyond = [r for r in rounds if largest < r <= horizon * largest]
+    return sorted({*map(int, per_class), *beyond})

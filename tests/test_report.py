@@ -71,6 +71,21 @@ def test_budget_curve_is_nested_capped_and_said(compared):
     assert points[2].capped and any("1000" in note for note in result.notes)
 
 
+def test_the_budget_forecast_is_in_the_result_the_json_and_the_report(compared):
+    result, paths = compared
+    assert [f.name for f in result.budget_forecast] == ["good", "bad"]
+    metrics = json.loads(paths["metrics.json"].read_text())
+    forecast = metrics["budget_forecast"]
+    assert [f["name"] for f in forecast] == ["good", "bad"]
+    for f in forecast:
+        assert f["per_class"][:3] == [4, 8, 1000] and f["per_class"][-1] == 10000
+        assert len(f["accuracy"]) in (0, len(f["per_class"]))
+        assert (f["reason"] is None) == bool(f["accuracy"])
+    assert "crossover" in metrics and "crossover_reason" in metrics
+    report = paths["report.md"].read_text(encoding="utf-8")
+    assert "power law" in report  # the forecast's assumptions, in one line
+
+
 def test_metrics_json_keeps_everything(compared):
     result, paths = compared
     metrics = json.loads(paths["metrics.json"].read_text())

@@ -153,3 +153,75 @@ def test_bad_options_raise():
         paired_bootstrap(y, y, y, n_resamples=0)
     with pytest.raises(ValueError, match="y_pred"):
         accuracy_interval(y, [0])
+
+
+# -- learning curves and the data-budget forecast
+
+from sk_animals.evaluation import _forecast  # noqa: E402
+from sk_animals.results import BudgetPoint  # noqa: E402
+from sk_animals.stats import fit_learning_curve, forecast_grid, learning_curve  # noqa: E402
+
+BUDGETS = [25, 50, 100, 200]
+
+
+def _points(name, per_class, accuracy, n_test=1800):
+    return [
+        BudgetPoint(name, n, n * 6, False, a, (a - 0.02, a + 0.02))
+        for n, a in zip(per_class, accuracy, strict=True)
+    ]
+
+
+def test_a_known_curve_is_recovered_within_its_intervals():
+    truth = {"a": 0.9, "b": 1.5, "c": 0.5}
+    rng = np.random.default_rng(0)
+    n_test, covered, trials = 1800, 0, 20
+    for seed in range(trials):
+        measured = rng.binomial(n_test, learning_curve(BUDGETS, **truth)) / n_test
+        fit = fit_learning_curve(BUDGETS, measured, n_test, n_resamples=100, random_state=seed)
+        (low,), (high,) = fit.interval([1000], random_state=seed)
+        covered += low <= learning_curve(1000, **truth) <= high
+        assert high - low < 0.2
+    assert covered >= 0.85 * trials  # a 95% interval, up to the noise of 20 trials
+    exact = fit_learning_curve(BUDGETS, learning_curve(BUDGETS, **truth), 10**6)
+    assert exact.params == pytest.approx(truth, rel=0.05)
+    needed, (low, high) = exact.budget_for(0.85)
+    assert needed == pytest.approx((1.5 / 0.05) ** 2, rel=0.05) and low <= needed <= high
+
+
+def test_too_few_points_and_falling_curves_are_refused_with_a_reason():
+    assert (
+        fit_learning_curve([25, 50], [0.6, 0.7], 500) == "fewer than three budgets were measured"
+    )
+    reason = fit_learning_curve(BUDGETS, [0.8, 0.7, 0.6, 0.5], 1800)
+    assert reason.startswith("accuracy falls as the budget grows")
+
+
+def test_a_flat_curve_forecasts_flat_and_noisy_points_widen_the_interval():
+    flat = fit_learning_curve(BUDGETS, [0.7, 0.71, 0.7, 0.705], 1800)
+    assert abs(float(flat.predict(2000)) - 0.705) < 0.03
+    smooth = fit_learning_curve(BUDGETS, learning_curve(BUDGETS, 0.9, 1.5, 0.5), 1800)
+    noisy = fit_learning_curve(BUDGETS, [0.62, 0.74, 0.72, 0.82], 1800)
+    assert noisy.inflation > 1 == smooth.inflation
+    width = [np.subtract(*f.interval([2000])[::-1])[0] for f in (smooth, noisy)]
+    assert width[1] > width[0]
+
+
+def test_forecast_records_the_grid_backtest_target_and_crossover():
+    scratch = _points("scratch", BUDGETS, learning_curve(BUDGETS, 0.97, 2.0, 0.5))
+    transfer = _points("transfer", BUDGETS, learning_curve(BUDGETS, 0.93, 0.3, 0.5))
+    forecasts, crossover, reason = _forecast(scratch + transfer, 1800, target_accuracy=0.85)
+    assert forecast_grid(BUDGETS) == forecasts[0].per_class == [25, 50, 100, 200, 500, 1000, 2000]
+    f = forecasts[0]
+    assert all(low <= acc <= high for acc, (low, high) in zip(f.accuracy, f.ci95, strict=True))
+    assert f.backtest["per_class"] == 200 and f.backtest["covered"] in (True, False)
+    assert f.target["per_class"] == pytest.approx((2.0 / 0.12) ** 2, rel=0.15)
+    assert "to reach 85% you need about" in f.target["sentence"]
+    assert reason is None and (crossover.a, crossover.b, crossover.b_per_class) == (
+        "scratch",
+        "transfer",
+        200,
+    )
+    _, none, reason = _forecast(_points("slow", BUDGETS, [0.3, 0.31, 0.32, 0.33]) + transfer, 1800)
+    assert none is None and "not forecast to reach transfer's" in reason
+    few = _forecast(_points("x", [10, 20], [0.5, 0.6]), 100)[0][0]
+    assert few.accuracy == [] and few.reason == "fewer than three budgets were measured"
