@@ -157,7 +157,8 @@ def _say(prefix, verbose, message):
 def _shown(clf, label, verbose, n_jobs=None):
     """A clone of ``clf`` that draws a live progress line when run here, in a terminal."""
     clf = clone(clf)
-    if verbose and effective_n_jobs(n_jobs) == 1 and sys.stderr.isatty():
+    network = isinstance(clf, ImageClassifier)  # a probe has no epochs to show
+    if network and verbose and effective_n_jobs(n_jobs) == 1 and sys.stderr.isatty():
         from ._callbacks import ProgressLine
 
         clf.set_params(callbacks=[*(clf.callbacks or []), ("progress", ProgressLine(label))])

@@ -258,3 +258,16 @@ def test_any_pipeline_that_starts_with_an_image_loader_is_an_approach(folder, tm
         pipeline.predict_proba(result.test_files),
         rtol=1e-5,
     )
+
+
+def test_a_probe_in_a_terminal_gets_no_progress_line(folder, monkeypatch):
+    """In a terminal, fits of networks draw a progress line; a linear probe has none to draw."""
+    import sys
+
+    from sk_animals.transfer import LinearProbe, PretrainedFeatures
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    features = PretrainedFeatures("squeezenet1_1", weights=None)
+    probe = Approach("probe", make_pipeline(ImageLoader(32), features, LinearProbe()))
+    result = compare(folder, [probe], cv=2, verbose=1)
+    assert result.approaches[0].cv.folds == 2
