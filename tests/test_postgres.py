@@ -16,7 +16,7 @@ import sys
 import pytest
 
 optuna = pytest.importorskip("optuna")
-pytest.importorskip("psycopg2", reason="no PostgreSQL driver: pip install sk-animals[postgres]")
+pytest.importorskip("psycopg", reason="no PostgreSQL driver: pip install sk-animals[postgres]")
 
 from optuna.trial import TrialState  # noqa: E402
 
@@ -78,9 +78,22 @@ def postgres_url(tmp_path_factory):
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
     server("pg_ctl", "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
     try:
-        yield f"postgresql+psycopg2://sk@127.0.0.1:{port}/postgres"
+        yield f"postgresql://sk@127.0.0.1:{port}/postgres"  # psycopg 3, SQLAlchemy's default
     finally:
         server("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
+
+
+@pytest.mark.parametrize("driver", ["", "+psycopg", "+psycopg2"])
+def test_both_url_forms_reach_the_server(postgres_url, driver):
+    """The plain URL of the docs (psycopg 3 from the extra) and the psycopg2 form both work."""
+    if driver == "+psycopg2":
+        pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install psycopg2-binary)")
+    url = postgres_url.replace("postgresql://", f"postgresql{driver}://")
+    name = f"url-form{driver or '-plain'}"
+    study = optuna.create_study(study_name=name, storage=make_storage(url))
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    again = optuna.load_study(study_name=name, storage=make_storage(url))
+    assert [t.state for t in again.trials] == [TrialState.COMPLETE] * 2
 
 
 def test_two_tune_workers_share_one_postgres_study(postgres_url, tmp_path):
@@ -98,8 +111,8 @@ def test_two_tune_workers_share_one_postgres_study(postgres_url, tmp_path):
         out, err = worker.communicate(timeout=500)
         assert worker.returncode == 0, err
     storage = make_storage(postgres_url)
-    assert optuna.get_all_study_names(storage) == ["sk-animals-ScratchCNNClassifier"]
-    trials = optuna.load_study(study_name=None, storage=storage).trials
+    assert "sk-animals-ScratchCNNClassifier" in optuna.get_all_study_names(storage)
+    trials = optuna.load_study(study_name="sk-animals-ScratchCNNClassifier", storage=storage).trials
     numbers = [t.number for t in trials]
     assert sorted(numbers) == list(range(len(numbers)))  # none lost, none duplicated
     assert not [t.number for t in trials if t.state == TrialState.RUNNING]
