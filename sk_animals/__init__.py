@@ -17,6 +17,7 @@ _HOMES = {
     "fetch_animals10": "datasets",
     "load_animals10": "datasets",
     "load_folder": "datasets",
+    "load_image_csv": "datasets",
     "load_image_folder": "datasets",
     "make_image_dataset": "datasets",
     "make_image_folder": "datasets",

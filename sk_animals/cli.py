@@ -87,10 +87,23 @@ def _fraction(text):
 
 
 def _check_data(args):
-    """Exactly one of DATA_DIR and --demo; DATA_DIR a folder."""
+    """Exactly one of DATA_DIR and --demo; DATA_DIR a folder, or a CSV whose rows are sound."""
     if args.demo == (args.data_dir is not None):
         raise UsageError("give either DATA_DIR or --demo")
-    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+    if args.data_dir is None:
+        return
+    if args.data_dir.lower().endswith(".csv"):
+        import warnings
+
+        from .datasets import load_image_csv
+
+        try:
+            with warnings.catch_warnings():  # the run itself warns about repeated rows
+                warnings.simplefilter("ignore", UserWarning)
+                load_image_csv(args.data_dir)  # paths and labels only: nothing is decoded
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    elif not Path(args.data_dir).is_dir():
         raise UsageError(f"DATA_DIR {args.data_dir!r} does not exist or is not a folder")
 
 
@@ -172,10 +185,11 @@ def _compare(args):
     protocol = DEMO if args.demo else PAPER
     backbone = args.backbone or protocol.backbone
     weights = DEMO_WEIGHTS if args.demo and args.weights == "DEFAULT" else args.weights
-    try:
-        _check_weights(backbone, weights)
-    except OSError as exc:  # not cached, and offline
-        raise UsageError(f"--weights: {exc}") from None
+    if set(args.approaches) - {"scratch"}:  # the others use the backbone
+        try:
+            _check_weights(backbone, weights)
+        except OSError as exc:  # not cached, and offline
+            raise UsageError(f"--weights: {exc}") from None
 
     from .datasets import make_image_folder
     from .evaluation import compare
@@ -427,7 +441,7 @@ def build_parser():
     _add_common(
         c,
         data_help="folder with one subfolder of images per class (Kaggle's Animals-10 "
-        "layout is recognised)",
+        "layout is recognised), or a .csv file with path and label columns",
     )
     c.add_argument("--out", required=True, help="output folder for the report and models")
     c.add_argument(
@@ -507,7 +521,9 @@ def build_parser():
         "pruning bad trials per epoch. Start the same command on several machines with one "
         "--storage database to share the study; run it again to resume.",
     )
-    _add_common(t, data_help="folder with one subfolder per class")
+    _add_common(
+        t, data_help="folder with one subfolder per class, or a .csv with path and label columns"
+    )
     t.add_argument(
         "--approach",
         choices=["scratch", "transfer"],

@@ -1,5 +1,7 @@
 """Labelled image sets: any folder per class, Kaggle's Animals-10, and a synthetic set."""
 
+import csv
+import io
 import os
 import tempfile
 import warnings
@@ -18,6 +20,7 @@ __all__ = [
     "fetch_animals10",
     "load_animals10",
     "load_folder",
+    "load_image_csv",
     "load_image_folder",
     "make_image_dataset",
     "make_image_folder",
@@ -191,6 +194,15 @@ def load_image_folder(
             )
         paths += files
         labels += [label] * len(files)
+    return _selected(
+        paths, labels, skipped, str(root), per_class, random_state, verify, n_jobs,
+        missing=f"expected one subfolder per class holding image files "
+        f"({', '.join(sorted(IMAGE_EXTENSIONS))})",
+    )  # fmt: skip
+
+
+def _selected(paths, labels, skipped, where, per_class, random_state, verify, n_jobs, missing):
+    """The loaders' common end: the per-class draw, the decode check and the Bunch."""
     keep = sample_per_class(labels, per_class, random_state=random_state)
     paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
     if verify and paths:
@@ -202,16 +214,13 @@ def load_image_folder(
         labels = [lab for lab, k in zip(labels, keep, strict=True) if k]
     if skipped:
         warnings.warn(
-            f"skipped {len(skipped)} file(s) under {str(root)!r} (see the 'skipped' field), "
+            f"skipped {len(skipped)} file(s) under {where!r} (see the 'skipped' field), "
             f"e.g. {skipped[0][0]}: {skipped[0][1]}",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     if not paths:
-        raise ValueError(
-            f"no images found under {str(root)!r}; expected one subfolder per class "
-            f"holding image files ({', '.join(sorted(IMAGE_EXTENSIONS))})"
-        )
+        raise ValueError(f"no images found under {where!r}; {missing}")
     target = np.asarray(labels)
     return Bunch(
         data=np.asarray(paths),
@@ -219,6 +228,143 @@ def load_image_folder(
         target_names=sorted(set(labels)),
         skipped=skipped,
     )
+
+
+def _read_table(path, columns):
+    """The rows of a CSV file as dicts of ``columns``, each with its line number.
+
+    Reads what spreadsheets write: a UTF-8 byte-order mark, and ``,``, ``;`` or tab
+    separators (sniffed from the header line).
+    """
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = Path(path).read_bytes()[: exc.start].count(b"\n") + 1
+        raise ValueError(
+            f"{str(path)!r} is not UTF-8 text (line {line}): save it as CSV UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    header = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=header.count)
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+        _check_columns(reader.fieldnames or [], columns, path)
+        return [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        raise ValueError(f"{str(path)!r} is not a readable CSV file: {exc}") from None
+
+
+def _check_columns(found, columns, where):
+    missing = [c for c in columns if c not in found]
+    if missing:
+        raise ValueError(
+            f"{str(where)!r} has no column {', '.join(map(repr, missing))}; its columns are "
+            f"{', '.join(map(repr, found)) or 'none'} (name them with path_column= and "
+            "label_column=)"
+        )
+
+
+def load_image_csv(
+    path, *, path_column="path", label_column="label", root=None, per_class=None,
+    random_state=None, verify=False, n_jobs=None,
+):  # fmt: skip
+    """File paths and labels from a CSV file (or a pandas DataFrame) of labelled images.
+
+    Parameters
+    ----------
+    path : str, path-like or pandas.DataFrame
+        A CSV file with a header line, or a DataFrame with the same columns. Columns are
+        found by name, in any order; other columns are ignored. A UTF-8 byte-order mark
+        and ``;`` or tab separators (what spreadsheets write) are read.
+    path_column, label_column : str, default="path", "label"
+        The columns holding each image's path and its label.
+    root : str or path-like, default=None
+        The folder relative paths resolve against; by default the CSV file's folder
+        (the working folder for a DataFrame).
+    per_class, random_state, verify, n_jobs
+        As in :func:`load_image_folder`.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        As :func:`load_image_folder`: ``data`` (paths, in the table's order),
+        ``target``, ``target_names`` and ``skipped`` (repeated rows of one image with
+        the same label, kept once).
+
+    Raises
+    ------
+    ValueError
+        Before anything is decoded, naming the file and the line (the DataFrame's index
+        for a DataFrame): a missing column (the columns there are are listed), an image
+        that does not exist, an empty label, one image with two labels, a file that is
+        not UTF-8 or not CSV.
+
+    See Also
+    --------
+    load_image_folder : The same from a folder per class.
+
+    Examples
+    --------
+    >>> import csv, tempfile
+    >>> from sk_animals.datasets import make_image_dataset, save_image_folder
+    >>> X, y = make_image_dataset(n_samples=6, n_classes=2, size=16, random_state=0)
+    >>> root = save_image_folder(X, y, tempfile.mkdtemp())
+    >>> files = sorted(p.relative_to(root) for p in root.rglob("*.png"))
+    >>> with open(root / "labels.csv", "w", newline="") as f:
+    ...     writer = csv.writer(f)
+    ...     _ = writer.writerow(["label", "path"])
+    ...     writer.writerows([(p.parent.name, p) for p in files])
+    >>> data = load_image_csv(root / "labels.csv")
+    >>> data.target_names, len(data.data)
+    (['circle', 'cross'], 6)
+    """
+    columns = (path_column, label_column)
+    if hasattr(path, "columns"):  # a DataFrame
+        where = "the DataFrame"
+        _check_columns(list(map(str, path.columns)), columns, where)
+        rows = [
+            (f"index {i!r}", row)
+            for i, row in zip(path.index, path.to_dict("records"), strict=True)
+        ]
+        base = Path(root) if root is not None else Path.cwd()
+    else:
+        where = str(path)
+        if Path(path).is_dir():
+            raise ValueError(f"{where!r} is a folder, not a CSV file: use load_image_folder")
+        rows = [(f"line {n}", row) for n, row in _read_table(path, columns)]
+        base = Path(root) if root is not None else Path(path).resolve().parent
+    paths, labels, skipped, seen = [], [], [], {}
+    for at, row in rows:
+        raw, label = row[path_column], row[label_column]
+        label = "" if label is None or label != label else str(label).strip()  # NaN: empty
+        raw = "" if raw is None or raw != raw else str(raw).strip()
+        if not label:
+            raise ValueError(f"{where}, {at}: the label of {raw or 'this row'!r} is empty")
+        if not raw:
+            raise ValueError(f"{where}, {at}: the {path_column!r} column is empty")
+        file = os.path.normpath(base / raw)
+        if file in seen:
+            first, first_label = seen[file]
+            if first_label != label:
+                raise ValueError(
+                    f"{where}, {at}: {raw!r} is labelled {label!r} here and "
+                    f"{first_label!r} at {first}; give each image one label"
+                )
+            skipped.append((file, f"repeated at {at} ({first} has it)"))
+            continue
+        if not os.path.isfile(file):
+            raise ValueError(
+                f"{where}, {at}: image {raw!r} does not exist (looked for {file!r}; "
+                "relative paths resolve against the CSV's folder, or root=)"
+            )
+        seen[file] = (at, label)
+        paths.append(file)
+        labels.append(label)
+    return _selected(
+        paths, labels, skipped, where, per_class, random_state, verify, n_jobs,
+        missing="the table has no rows",
+    )  # fmt: skip
 
 
 def _animals10_root(root):
@@ -267,12 +413,14 @@ def load_animals10(root, *, per_class=None, random_state=None, verify=False, n_j
 
 def load_folder(root, **kwargs):
     """:func:`~sk_animals.datasets.load_animals10` for a folder of Animals-10's class folders,
-    else :func:`~sk_animals.datasets.load_image_folder`.
+    :func:`~sk_animals.datasets.load_image_csv` for a ``.csv`` file or a DataFrame, else
+    :func:`~sk_animals.datasets.load_image_folder`.
 
     Parameters
     ----------
-    root : str or path-like
-        A folder with one subfolder per class.
+    root : str, path-like or pandas.DataFrame
+        A folder with one subfolder per class, or a CSV file (or DataFrame) with ``path``
+        and ``label`` columns.
     **kwargs
         As in :func:`load_image_folder` (``per_class``, ``random_state``, ``verify``,
         ``n_jobs``).
@@ -281,6 +429,8 @@ def load_folder(root, **kwargs):
     -------
     data : :class:`~sklearn.utils.Bunch`
     """
+    if hasattr(root, "columns") or str(root).lower().endswith(".csv"):
+        return load_image_csv(root, **kwargs)
     raw = _animals10_root(root)
     animals = raw.is_dir() and {p.name for p in raw.iterdir()} & set(ANIMALS10_CLASSES)
     return (load_animals10 if animals else load_image_folder)(root, **kwargs)

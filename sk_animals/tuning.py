@@ -114,9 +114,9 @@ def make_storage(storage=None):
         ``None``: in memory. ``"study.db"`` or ``"sqlite:///study.db"``: a SQLite
         file. Any SQLAlchemy URL (``postgresql://user:pass@host/db`` through psycopg 3,
         which the ``postgres`` extra installs; ``postgresql+psycopg2://...`` where
-        psycopg2 is installed; ``mysql+pymysql://...``): a shared database. A name ending in ``.log`` or
-        ``.journal``: an append-only journal file (shared file systems with locks).
-        A storage object is returned as it is.
+        psycopg2 is installed; ``mysql+pymysql://...``): a shared database. A name
+        ending in ``.log`` or ``.journal``: an append-only journal file (shared file
+        systems with locks). A storage object is returned as it is.
         Workers started at the same moment on a new database may race to create its
         tables; the loser retries.
 

@@ -330,3 +330,32 @@ def test_tune_checks_its_out_file_and_timeout_first(small_folder, tmp_path, caps
     assert "--out" in capsys.readouterr().err
     assert main([*base, "--timeout", "-5"]) == 2
     assert "--timeout" in capsys.readouterr().err
+
+
+def _labels_csv(folder, path, extra=()):
+    rows = ["label;path"]  # a spreadsheet's separator
+    rows += [f"{f.parent.name};{f}" for f in sorted(folder.rglob("*.png"))]
+    path.write_text("\n".join([*rows, *extra]) + "\n")
+    return path
+
+
+def test_compare_and_tune_take_a_csv(small_folder, tmp_path, capsys):
+    labels = _labels_csv(small_folder, tmp_path / "labels.csv")
+    out = tmp_path / "o"
+    argv = ["compare", str(labels), "--out", str(out), "--approaches", "scratch", "--folds", "2"]
+    assert main([*argv, "--epochs", "1", "--image-size", "16", "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    used = metrics["test"]["files"] + metrics["approaches"][0]["training_files"]
+    assert metrics["classes"] == ["circle", "cross"]
+    assert set(used) <= {str(p) for p in small_folder.rglob("*.png")}
+    study = tmp_path / "s.db"
+    argv = ["tune", str(labels), "--n-trials", "1", "--storage", str(study), "--image-size", "16"]
+    assert main(argv) == 0, capsys.readouterr().err
+
+
+def test_a_bad_csv_fails_before_any_work(small_folder, tmp_path, capsys):
+    labels = _labels_csv(small_folder, tmp_path / "labels.csv", extra=["cross;missing.png"])
+    assert main(["compare", str(labels), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "line 14: image 'missing.png' does not exist" in err and str(labels) in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "o").exists()

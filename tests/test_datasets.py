@@ -5,6 +5,8 @@ from sk_animals.datasets import (
     ANIMALS10_CLASSES,
     fetch_animals10,
     load_animals10,
+    load_folder,
+    load_image_csv,
     load_image_folder,
     make_image_dataset,
     save_image_folder,
@@ -133,3 +135,88 @@ def test_empty_class_folder_is_named_in_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="'.*empty' holds no images"):
         data = load_image_folder(root)
     assert data.target_names == ["circle", "cross"]
+
+
+def _csv(path, rows, delimiter=",", encoding="utf-8"):
+    path.write_text("\n".join(delimiter.join(r) for r in rows) + "\n", encoding=encoding)
+    return path
+
+
+@pytest.fixture
+def table(tmp_path):
+    """A folder of images without class folders and the CSV that labels them."""
+    X, y = make_image_dataset(n_samples=12, n_classes=2, size=12, random_state=0)
+    root = save_image_folder(X, y, tmp_path / "flat")
+    files = sorted(root.rglob("*.png"))
+    rows = [("label", "notes", "path")]
+    rows += [(f.parent.name, "x", str(f.relative_to(root))) for f in files]
+    return root, _csv(root / "labels.csv", rows), files
+
+
+def test_load_image_csv_matches_the_folder(table):
+    root, path, files = table
+    data = load_image_csv(path)
+    folder = load_image_folder(root)
+    assert sorted(data.data) == sorted(folder.data) and data.target_names == folder.target_names
+    assert dict(zip(data.data, data.target, strict=True)) == dict(
+        zip(folder.data, folder.target, strict=True)
+    )
+    assert list(data.data) == [str(f) for f in files]  # the table's order
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_spreadsheet_csvs_are_read(table, delimiter):
+    root, path, files = table
+    text = path.read_text().replace(",", delimiter)
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())  # Excel's "CSV UTF-8" has a BOM
+    assert len(load_image_csv(path).data) == len(files)
+
+
+def test_dataframe_and_root_and_columns(table):
+    pd = pytest.importorskip("pandas")
+    root, path, files = table
+    frame = pd.DataFrame({"file": [f.name for f in files], "y": [f.parent.name for f in files]})
+    subfolders = {f.parent for f in files}
+    assert len(subfolders) == 2
+    one = frame[[f.parent == files[0].parent for f in files]]
+    data = load_image_csv(one, path_column="file", label_column="y", root=files[0].parent)
+    assert len(data.data) == len(one) and data.target_names == [files[0].parent.name]
+    absolute = pd.DataFrame({"path": [str(f) for f in files], "label": frame["y"]})
+    assert list(load_folder(absolute).data) == [str(f) for f in files]  # load_folder takes it
+    with pytest.raises(ValueError, match=r"the DataFrame.*no column 'path'.*'file', 'y'"):
+        load_image_csv(frame)
+
+
+def test_repeated_rows_are_kept_once(table):
+    root, path, files = table
+    path.write_text(path.read_text() + f"{files[0].parent.name},x,{files[0].relative_to(root)}\n")
+    with pytest.warns(UserWarning, match="skipped 1 file"):
+        data = load_image_csv(path)
+    assert len(data.data) == len(files) and "repeated at line" in data.skipped[0][1]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda rows: [("file", "label")] + rows[1:], r"no column 'path'; its columns are 'file'"),
+        (lambda rows: rows + [("circle", "x", "gone.png")], r"line 14: image 'gone.png' does not"),
+        (lambda rows: rows[:3] + [("", "x", rows[3][2])], r"line 4: the label of .* is empty"),
+        (lambda rows: rows + [("other", "x", rows[1][2])], r"line 14: .* labelled 'other' here"),
+    ],
+)
+def test_bad_csvs_name_the_file_and_the_line(table, edit, message):
+    root, path, _ = table
+    rows = [tuple(line.split(",")) for line in path.read_text().splitlines()]
+    _csv(path, edit(rows))
+    with pytest.raises(ValueError, match=message) as info:
+        load_image_csv(path)
+    assert str(path) in str(info.value)
+
+
+def test_non_utf8_and_folders_are_refused(table, tmp_path):
+    root, path, _ = table
+    _csv(path, [("path", "label"), ("chèvre.png", "chèvre")], encoding="latin-1")
+    with pytest.raises(ValueError, match="is not UTF-8 text .line 2.: save it as CSV UTF-8"):
+        load_image_csv(path)
+    with pytest.raises(ValueError, match="is a folder, not a CSV file"):
+        load_image_csv(root)

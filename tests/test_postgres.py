@@ -87,7 +87,7 @@ def postgres_url(tmp_path_factory):
 def test_both_url_forms_reach_the_server(postgres_url, driver):
     """The plain URL of the docs (psycopg 3 from the extra) and the psycopg2 form both work."""
     if driver == "+psycopg2":
-        pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install psycopg2-binary)")
+        pytest.importorskip("psycopg2", reason="no psycopg2: pip install psycopg2-binary")
     url = postgres_url.replace("postgresql://", f"postgresql{driver}://")
     name = f"url-form{driver or '-plain'}"
     study = optuna.create_study(study_name=name, storage=make_storage(url))
@@ -112,7 +112,8 @@ def test_two_tune_workers_share_one_postgres_study(postgres_url, tmp_path):
         assert worker.returncode == 0, err
     storage = make_storage(postgres_url)
     assert "sk-animals-ScratchCNNClassifier" in optuna.get_all_study_names(storage)
-    trials = optuna.load_study(study_name="sk-animals-ScratchCNNClassifier", storage=storage).trials
+    study = optuna.load_study(study_name="sk-animals-ScratchCNNClassifier", storage=storage)
+    trials = study.trials
     numbers = [t.number for t in trials]
     assert sorted(numbers) == list(range(len(numbers)))  # none lost, none duplicated
     assert not [t.number for t in trials if t.state == TrialState.RUNNING]
