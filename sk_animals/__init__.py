@@ -37,6 +37,9 @@ _HOMES = {
     "paper_protocol": "protocols",
     "demo_protocol": "protocols",
     "tune": "tuning",
+    "find_images": "prediction",
+    "predict_files": "prediction",
+    "write_predictions": "prediction",
     "save": "persistence",
     "load": "persistence",
 }

@@ -355,35 +355,72 @@ def _load_model(path, trust_pickle):
 
 
 def _predict(args):
-    import numpy as np
+    import contextlib
 
-    from .preprocessing import ImageLoadError
+    from .prediction import find_images, predict_files, write_predictions
 
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not args.overwrite:
+        raise UsageError(f"--out {str(out)!r} exists: pass --overwrite to replace it")
     model = _load_model(args.model, args.trust_pickle)
     try:
-        proba = model.predict_proba(args.images)
-    except ImageLoadError as exc:
+        paths = find_images(args.images)
+    except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    if not paths:
+        raise UsageError(f"no image files in {', '.join(args.images)}")
     classes = [str(c) for c in model.classes_]
-    best = proba.argmax(1)
-    rows = [
-        {
-            "image": image,
-            "label": classes[k],
-            "probability": float(p[k]),
-            "probabilities": dict(zip(classes, np.round(p, 6).tolist(), strict=True)),
-        }
-        for image, k, p in zip(args.images, best, proba, strict=True)
-    ]
-    if args.json:
+    rows = predict_files(model, paths, batch_size=args.batch_size)
+    if sys.stderr.isatty() and not args.quiet:
+        from tqdm.auto import tqdm
+
+        rows = tqdm(rows, total=len(paths), unit="image", leave=False)
+    if out is not None:
+        partial = out.with_name(out.name + ".partial")
+        try:
+            with open(partial, "w", newline="", encoding="utf-8") as f:
+                done, failed = write_predictions(rows, classes, f, top_k=args.top_k)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted: the rows written so far are in {partial}") from None
+        partial.replace(out)
+    else:
+        done, failed = _print_predictions(rows, classes, args.json, args.top_k)
+    if failed and not args.quiet:
+        where = f" (see the error column of {out})" if out else ""
+        print(f"{failed} of {done + failed} file(s) could not be read{where}", file=sys.stderr)
+    with contextlib.suppress(AttributeError):
+        rows.close()
+    return 0 if done else 1
+
+
+def _print_predictions(rows, classes, as_json, top_k):
+    """Today's table (or JSON) on standard output; return the counts predicted and failed."""
+    import numpy as np
+
+    table = []
+    for image, proba, error in rows:
+        row = {"image": image, "label": None, "probability": None, "error": error}
+        if proba is not None:
+            order = np.argsort(-proba, kind="stable")
+            row.update(label=classes[order[0]], probability=float(proba[order[0]]))
+            row["probabilities"] = dict(zip(classes, np.round(proba, 6).tolist(), strict=True))
+            if top_k:
+                row["top"] = [classes[k] for k in order[:top_k]]
+        table.append(row)
+    if as_json:
         import json
 
-        print(json.dumps(rows, indent=1))
+        print(json.dumps(table, indent=1))
     else:
-        width = max(len(r["image"]) for r in rows)
-        for r in rows:
-            print(f"{r['image']:<{width}}  {r['label']}  {r['probability']:.3f}")
-    return 0
+        width = max(len(r["image"]) for r in table)
+        for r in table:
+            if r["error"]:
+                print(f"{r['image']:<{width}}  error: {r['error']}")
+            else:
+                best = f"  ({', '.join(r['top'])})" if top_k else ""
+                print(f"{r['image']:<{width}}  {r['label']}  {r['probability']:.3f}{best}")
+    failed = sum(bool(r["error"]) for r in table)
+    return len(table) - failed, failed
 
 
 def _add_common(p, *, data_help):
@@ -569,7 +606,10 @@ def build_parser():
         "predict",
         help="label images with a saved pipeline",
         description="Predict labels and probabilities with a .skmodel pipeline written by "
-        "'compare' or 'tune' (weights and settings only: loading runs no code).",
+        "'compare' or 'tune' (weights and settings only: loading runs no code). Files are "
+        "decoded on every core and predicted in batches; a file that cannot be read gets an "
+        "error row and the others go on. Exit status 0 when any file was predicted, 1 when "
+        "none was.",
     )
     p.add_argument("model", help="a .skmodel file written by 'sk-animals compare' or 'tune'")
     p.add_argument(
@@ -577,7 +617,23 @@ def build_parser():
         action="store_true",
         help="also load a .joblib pickle; only for files you made: a pickle runs code",
     )
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument(
+        "images",
+        nargs="+",
+        metavar="PATH",
+        help="image files, folders (searched recursively) or a .csv with a path column",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="write path, label, confidence, proba_<class>... and error columns to this CSV",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--top-k", type=_count(1), default=0, help="also give the K most likely labels")
+    p.add_argument(
+        "--batch-size", type=_count(1), default=256, help="images decoded and predicted together"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     p.set_defaults(run=_predict)

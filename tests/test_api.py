@@ -25,7 +25,7 @@ PACKAGE = ROOT / "sk_animals"
 LAYERS = [
     ["__main__"],
     ["cli"],
-    ["evaluation", "tuning"],
+    ["evaluation", "prediction", "tuning"],
     ["protocols"],
     ["results"],
     ["report"],

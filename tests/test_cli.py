@@ -132,8 +132,9 @@ def test_bad_inputs_give_clear_messages(tmp_path, capsys):
     )
     assert main(["predict", str(model), str(tmp_path / "bad.jpg")]) == 2
     assert "is a pickle" in capsys.readouterr().err  # not unpickled unless trusted
-    assert main(["predict", str(model), str(tmp_path / "bad.jpg"), "--trust-pickle"]) == 2
-    assert "bad.jpg" in capsys.readouterr().err
+    assert main(["predict", str(model), str(tmp_path / "bad.jpg"), "--trust-pickle"]) == 1
+    captured = capsys.readouterr()  # nothing predicted: exit 1, the error in its row
+    assert "bad.jpg  error: " in captured.out and "1 of 1 file(s)" in captured.err
     for not_a_model in (tmp_path / "bad.jpg", tmp_path / "empty.skmodel"):
         not_a_model.touch()
         assert main(["predict", str(not_a_model), str(tmp_path / "bad.jpg")]) == 2
@@ -359,3 +360,50 @@ def test_a_bad_csv_fails_before_any_work(small_folder, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "line 14: image 'missing.png' does not exist" in err and str(labels) in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_predict_writes_a_csv_with_error_rows(compared, tmp_path, capsys):
+    data, out, _ = compared
+    images = sorted(str(p) for p in data.rglob("*.png"))
+    (tmp_path / "more").mkdir()
+    broken = tmp_path / "more" / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    (tmp_path / "more" / ".hidden.png").write_bytes(b"skipped")
+    (tmp_path / "more" / "notes.txt").write_text("skipped")
+    listed = tmp_path / "list.csv"
+    listed.write_text("label,path\nx," + images[0] + "\n")
+    predictions = tmp_path / "p.csv"
+    argv = [
+        "predict",
+        str(out / "scratch.skmodel"),
+        str(data),
+        str(tmp_path / "more"),
+        str(listed),
+    ]
+    argv += ["--out", str(predictions), "--top-k", "2", "--batch-size", "7"]
+    assert main(argv) == 0
+    assert "1 of 50 file(s) could not be read" in capsys.readouterr().err
+    import csv
+
+    with open(predictions, newline="") as f:
+        rows = list(csv.DictReader(f))
+    pipe = load(out / "scratch.skmodel")
+    classes = [str(c) for c in pipe.classes_]
+    assert list(rows[0]) == [
+        "path", "label", "confidence", *(f"proba_{c}" for c in classes),
+        "top1", "top1_confidence", "top2", "top2_confidence", "error",
+    ]  # fmt: skip
+    assert [r["path"] for r in rows] == [*images, str(broken), images[0]]
+    bad = rows[-2]
+    assert bad["label"] == bad["confidence"] == "" and "cannot identify" in bad["error"]
+    good = [r for r in rows if not r["error"]]
+    proba = pipe.predict_proba([r["path"] for r in good])
+    np.testing.assert_allclose(
+        [[float(r[f"proba_{c}"]) for c in classes] for r in good], proba, atol=2e-6
+    )
+    assert [r["label"] for r in good] == list(pipe.classes_[proba.argmax(1)])
+    assert all(r["top1"] == r["label"] for r in good)
+    assert main(argv) == 2  # the file exists
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
+    assert main(["predict", str(out / "scratch.skmodel"), str(tmp_path / "nope")]) == 2

@@ -1,0 +1,190 @@
+"""Predictions for many image files: streamed in batches, one row per file, errors kept."""
+
+import csv
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import clone
+
+from .datasets import IMAGE_EXTENSIONS, _read_table
+from .preprocessing import ImageLoader, ImageLoadError
+
+__all__ = ["find_images", "predict_files", "write_predictions"]
+
+
+def find_images(inputs, *, path_column="path"):
+    """The image files that ``inputs`` name, in order.
+
+    Parameters
+    ----------
+    inputs : sequence of str or path-like
+        Image files (kept whatever their extension), folders (searched recursively for
+        files with an image extension, see ``IMAGE_EXTENSIONS``; hidden files and folders
+        skipped) and ``.csv`` files with a ``path_column`` (relative paths resolve against
+        the CSV's folder; a row naming a missing file is kept, and predicting it gives an
+        error row).
+    path_column : str, default="path"
+        The column of a CSV that holds the paths.
+
+    Returns
+    -------
+    paths : list of str
+
+    Raises
+    ------
+    FileNotFoundError
+        An input that does not exist, naming it.
+    ValueError
+        A CSV without ``path_column``, or not UTF-8.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sk_animals.datasets import make_image_folder
+    >>> root = make_image_folder(tempfile.mkdtemp(), n_samples=4, n_classes=2, size=8)
+    >>> len(find_images([root]))
+    4
+    """
+    paths = []
+    for item in map(str, inputs):
+        if os.path.isdir(item):
+            for dirpath, dirnames, filenames in os.walk(item):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                paths += [
+                    os.path.join(dirpath, name)
+                    for name in sorted(filenames)
+                    if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+                ]
+        elif item.lower().endswith(".csv") and os.path.isfile(item):
+            base = Path(item).resolve().parent
+            rows = _read_table(item, (path_column,))
+            paths += [os.path.normpath(base / row[path_column].strip()) for _, row in rows]
+        elif os.path.isfile(item):
+            paths.append(item)
+        else:
+            raise FileNotFoundError(f"{item!r} is not a file, a folder or a CSV file")
+    return paths
+
+
+def _split(model):
+    """The model's ImageLoader (with every core for decoding) and the rest of it."""
+    steps = getattr(model, "steps", None)
+    if not steps or not isinstance(steps[0][1], ImageLoader):
+        return None, model
+    loader = clone(steps[0][1]).set_params(n_jobs=-1, cache_dir=None)
+    rest = model[1:] if len(steps) > 2 else steps[-1][1]
+    return loader.fit(), rest
+
+
+def _decode(loader, paths):
+    """The decoded images of ``paths`` that could be read, and why the others could not."""
+    if loader is None:
+        return paths, {}
+    try:
+        return loader.transform(paths), {}
+    except ImageLoadError as exc:
+        errors = {i: reason for i, _, reason in exc.errors}
+    good = [p for i, p in enumerate(paths) if i not in errors]
+    return (loader.transform(good) if good else None), errors
+
+
+def predict_files(model, paths, *, batch_size=256):
+    """Predict every file in ``paths``, a batch at a time; yield one row per file.
+
+    Memory holds two batches of decoded images at most: the next batch is decoded, on
+    every core, while the network predicts the current one. A file that cannot be read
+    gets a row with its error and does not stop the others.
+
+    Parameters
+    ----------
+    model : fitted Pipeline or classifier
+        Usually ``make_pipeline(ImageLoader(...), classifier)`` as :func:`sk_animals.load`
+        returns it. Its settings (test-time augmentation included) are used as saved.
+    paths : sequence of str
+        Image files, e.g. from :func:`find_images`.
+    batch_size : int, default=256
+        Files decoded and predicted together.
+
+    Yields
+    ------
+    path : str
+    proba : ndarray of shape (n_classes,) or None
+        ``None`` when the file could not be read.
+    error : str
+        Empty, or why the file could not be read.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sk_animals import ImageLoader, ScratchCNNClassifier
+    >>> from sk_animals.datasets import make_image_folder, load_image_folder
+    >>> data = load_image_folder(make_image_folder(tempfile.mkdtemp(), n_samples=8, size=16))
+    >>> model = make_pipeline(ImageLoader(16), ScratchCNNClassifier(max_epochs=1, verbose=0))
+    >>> model = model.fit(data.data, data.target)
+    >>> rows = list(predict_files(model, [*data.data[:2], "missing.png"], batch_size=2))
+    >>> [proba is None for _, proba, _ in rows]
+    [False, False, True]
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    loader, rest = _split(model)
+    batches = [list(paths[i : i + batch_size]) for i in range(0, len(paths), batch_size)]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_decode, loader, batches[0]) if batches else None
+        for k, batch in enumerate(batches):
+            images, errors = pending.result()
+            if k + 1 < len(batches):
+                pending = pool.submit(_decode, loader, batches[k + 1])
+            proba = iter(rest.predict_proba(images)) if images is not None else iter(())
+            for i, path in enumerate(batch):
+                if i in errors:
+                    yield path, None, errors[i]
+                else:
+                    yield path, next(proba), ""
+
+
+def write_predictions(rows, classes, out, *, top_k=0):
+    """Write the rows of :func:`predict_files` to a CSV file, flushed batch by batch.
+
+    Columns: ``path``, ``label``, ``confidence``, ``proba_<class>`` for each class, with
+    ``top_k``: ``top<k>`` and ``top<k>_confidence`` for k = 1..top_k, and ``error``.
+
+    Parameters
+    ----------
+    rows : iterable of (str, ndarray or None, str)
+    classes : sequence of str
+    out : file object opened for text, with ``newline=""``
+    top_k : int, default=0
+
+    Returns
+    -------
+    counts : tuple of (int, int)
+        Files predicted and files that could not be read.
+    """
+    classes = [str(c) for c in classes]
+    top_k = min(top_k, len(classes))
+    tops = [f"top{k}{s}" for k in range(1, top_k + 1) for s in ("", "_confidence")]
+    header = ["path", "label", "confidence", *(f"proba_{c}" for c in classes), *tops, "error"]
+    writer = csv.writer(out)
+    writer.writerow(header)
+    done = failed = 0
+    for path, proba, error in rows:
+        if proba is None:
+            failed += 1
+            writer.writerow([path, "", "", *[""] * (len(classes) + len(tops)), error])
+            continue
+        done += 1
+        order = np.argsort(-proba, kind="stable")[: max(top_k, 1)]
+        top = [v for k in order[:top_k] for v in (classes[k], f"{proba[k]:.6f}")]
+        writer.writerow(
+            [path, classes[order[0]], f"{proba[order[0]]:.6f}", *(f"{p:.6f}" for p in proba)]
+            + top
+            + [""]
+        )
+        if done % 256 == 0:
+            out.flush()
+    out.flush()
+    return done, failed
