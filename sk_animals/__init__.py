@@ -24,6 +24,7 @@ _HOMES = {
     "save_image_folder": "datasets",
     "audit_images": "audit",
     "dedupe": "audit",
+    "find_label_issues": "audit",
     # estimators
     "ImageClassifier": "_base",
     "ScratchCNNClassifier": "scratch",

@@ -1,4 +1,4 @@
-"""A data audit before training: class counts, duplicate and near-duplicate images."""
+"""A data audit: class counts, duplicate and near-duplicate images, likely label errors."""
 
 import hashlib
 import os
@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["AuditResult", "audit_images", "dedupe"]
+__all__ = ["AuditResult", "LabelIssues", "audit_images", "dedupe", "find_label_issues"]
 
 _BLOCK = 1 << 22  # hash pairs compared at once
 _BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1, dtype=np.uint8)
@@ -276,3 +276,121 @@ def dedupe(paths, labels, audit):
         keep[i] = keeper.get(p, p) == p and p not in seen
         seen.add(p)
     return keep
+
+
+@dataclass(frozen=True)
+class LabelIssues:
+    """Images whose given label is likely wrong, most suspicious first.
+
+    What :func:`~sk_animals.audit.find_label_issues` returns; ``to_dict()`` gives the JSON.
+
+    Attributes
+    ----------
+    indices : ndarray of int
+        Positions in ``X`` of the flagged images only, most suspicious first.
+    given : ndarray
+        Their given labels.
+    suggested : ndarray
+        The label the out-of-fold model finds most likely for each.
+    scores : ndarray of float
+        The out-of-fold probability of the given label (cleanlab's self-confidence):
+        the lower, the more suspicious.
+    oof_proba : ndarray of shape (n_samples, n_classes)
+        The out-of-fold probabilities of every image, columns in ``classes`` order.
+    classes : ndarray
+        The sorted labels.
+    """
+
+    indices: np.ndarray
+    given: np.ndarray
+    suggested: np.ndarray
+    scores: np.ndarray
+    oof_proba: np.ndarray
+    classes: np.ndarray
+
+    def __len__(self):
+        return len(self.indices)
+
+    def to_dict(self, paths=None):
+        """The flagged images as a list of dicts (with their ``paths`` when given)."""
+        rows = []
+        for k, i in enumerate(self.indices):
+            row = {"index": int(i), "given": self.given[k].item(), "score": float(self.scores[k])}
+            row["suggested"] = self.suggested[k].item()
+            if paths is not None:
+                row["path"] = str(paths[i])
+            rows.append(row)
+        return rows
+
+
+def find_label_issues(estimator, X, y, *, cv=5, random_state=0, n_jobs=None):
+    """Find images whose label is likely wrong, by confident learning on out-of-fold scores.
+
+    Each image's class probabilities come from a clone of ``estimator`` that did not see
+    it (scikit-learn's :func:`~sklearn.model_selection.cross_val_predict` on stratified,
+    shuffled folds); cleanlab's :func:`cleanlab.filter.find_label_issues` then flags the
+    images whose given label is unlikely given the noise rates it estimates between
+    classes (Northcutt et al., "Confident Learning", JAIR 2021).
+
+    Parameters
+    ----------
+    estimator : classifier with ``predict_proba``
+        E.g. ``make_pipeline(ImageLoader(224), PretrainedFeatures(...), LinearProbe())``:
+        frozen features make the folds cheap.
+    X : array-like of shape (n_samples, ...)
+        What ``estimator`` takes (paths for a pipeline starting with an ImageLoader).
+    y : array-like of shape (n_samples,)
+        The given labels.
+    cv : int, default=5
+        Number of stratified folds.
+    random_state : int, default=0
+        Seed of the fold assignment.
+    n_jobs : int, default=None
+        Folds fitted in parallel (``cross_val_predict``'s ``n_jobs``).
+
+    Returns
+    -------
+    issues : LabelIssues
+
+    Raises
+    ------
+    ValueError
+        A class with fewer images than ``cv``, before any fitting.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat(["a", "b"], 50)
+    >>> X = rng.normal(size=(100, 2)) + 6 * (y == "b")[:, None]
+    >>> y[[3, 60]] = ["b", "a"]  # two planted errors
+    >>> issues = find_label_issues(LogisticRegression(), X, y)
+    >>> sorted(zip(issues.indices.tolist(), issues.given.tolist(), issues.suggested.tolist()))
+    [(3, 'b', 'a'), (60, 'a', 'b')]
+    """
+    from cleanlab.filter import find_label_issues as confident_learning
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    y = np.asarray(y)
+    classes, encoded, counts = np.unique(y, return_inverse=True, return_counts=True)
+    if counts.min() < cv:
+        small = classes[counts.argmin()].item()
+        raise ValueError(
+            f"class {small!r} has {counts.min()} images, fewer than cv={cv} folds: "
+            "use fewer folds or add images"
+        )
+    folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
+    proba = cross_val_predict(estimator, X, y, cv=folds, method="predict_proba", n_jobs=n_jobs)
+    flagged = confident_learning(
+        encoded, proba, return_indices_ranked_by="self_confidence", n_jobs=1
+    )
+    flagged = np.asarray(flagged, dtype=int)
+    return LabelIssues(
+        indices=flagged,
+        given=y[flagged],
+        suggested=classes[proba[flagged].argmax(1)],
+        scores=proba[flagged, encoded[flagged]],
+        oof_proba=proba,
+        classes=classes,
+    )

@@ -196,3 +196,64 @@ def test_bad_input_names_the_argument(tmp_path, kwargs, match):
     if len(kwargs) == 1:
         with pytest.raises(ValueError, match=match):
             dedupe(paths, kwargs["labels"], audit_images(paths, ["a", "a"]))
+
+
+def _separable(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(["cat", "dog", "cow"], n // 3)
+    centres = {"cat": (0, 0), "dog": (6, 0), "cow": (0, 6)}
+    X = rng.normal(size=(n, 2)) + np.array([centres[c] for c in y])
+    return X, y
+
+
+def test_find_label_issues_flags_planted_errors_first():
+    from sklearn.linear_model import LogisticRegression
+
+    from sk_animals.audit import find_label_issues
+
+    X, y = _separable(90)
+    noisy = y.copy()
+    noisy[[0, 40, 70]] = ["dog", "cow", "cat"]
+    issues = find_label_issues(LogisticRegression(), X, noisy, cv=3)
+    assert set(issues.indices[:3].tolist()) == {0, 40, 70}
+    assert issues.given[: len(issues)].tolist() == noisy[issues.indices].tolist()
+    assert {int(i): s for i, s in zip(issues.indices, issues.suggested, strict=True)}[0] == "cat"
+    assert np.all(np.diff(issues.scores) >= 0)  # most suspicious first
+    assert issues.oof_proba.shape == (90, 3) and list(issues.classes) == ["cat", "cow", "dog"]
+    rows = issues.to_dict([f"img{i}.png" for i in range(90)])
+    assert rows[0]["path"] == f"img{rows[0]['index']}.png" and json.dumps(rows)
+    clean = find_label_issues(LogisticRegression(), X, y, cv=3)
+    assert len(clean) == 0
+
+
+def test_find_label_issues_refuses_a_class_smaller_than_the_folds():
+    from sklearn.linear_model import LogisticRegression
+
+    from sk_animals.audit import find_label_issues
+
+    X, y = _separable(30)
+    with pytest.raises(ValueError, match="class 'cat' has 2 images, fewer than cv=5"):
+        find_label_issues(LogisticRegression(), X[8:], y[8:], cv=5)
+
+
+@pytest.mark.slow
+def test_label_issues_on_the_shared_photos(shared):
+    """10% planted errors among the 160 photos, lite0 probe: most found, few false alarms."""
+    from sk_animals import ImageLoader, LinearProbe, PretrainedFeatures, load_image_folder
+    from sk_animals.audit import find_label_issues
+
+    data = load_image_folder(shared / "data" / "animals10-sample")
+    weights = shared / "weights" / "tf_efficientnet_lite0-imagenet1k.pth"
+    images = ImageLoader(224, interpolation="bicubic").transform(data.data)
+    F = PretrainedFeatures("timm/tf_efficientnet_lite0", weights=str(weights)).fit_transform(
+        images
+    )
+    rng = np.random.default_rng(0)
+    y = np.asarray(data.target).copy()
+    planted = rng.choice(len(y), 16, replace=False)
+    classes = np.unique(y)
+    for i in planted:
+        y[i] = rng.choice(classes[classes != y[i]])
+    found = set(find_label_issues(LinearProbe(), F, y).indices.tolist())
+    hits = len(found & set(planted.tolist()))
+    assert hits / 16 >= 0.75 and hits / len(found) >= 0.6, (hits, len(found))
