@@ -38,6 +38,7 @@ from ._tensors import (
     augment,
     channel_stats,
     check_images,
+    flush_denormals,
     load_module_state,
     resolve_device,
     state_tensors,
@@ -494,7 +495,7 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
         self._check_params()
         X, y = self._check_Xy(X, y)
         fit_params.pop("_routing_method", None)
-        with self._seeded():
+        with self._seeded(), flush_denormals():
             if not self.initialized_:
                 self._learn_data(X, y)
                 self.initialize()
@@ -543,7 +544,9 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
-        return super().predict_proba(self._check_predict_images(X))
+        X = self._check_predict_images(X)
+        with flush_denormals():
+            return super().predict_proba(X)
 
     def predict(self, X):
         """Predicted labels, from ``classes_``.

@@ -31,6 +31,7 @@ from ._base import ImageClassifier, classes_from_json, classes_to_json, shared_d
 from ._networks import TransferNet
 from ._tensors import (
     check_images,
+    flush_denormals,
     load_module_state,
     resolve_device,
     state_tensors,
@@ -400,16 +401,17 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             _extract, ignore=["module", "mean", "std", "batch_size", "device"]
         )
         weights = None if self.weights is None else str(self.weights)
-        return extract(
-            self.backbone,
-            weights,
-            check_images(X),
-            self.module_,
-            self.mean_,
-            self.std_,
-            self.batch_size,
-            resolve_device(self.device),
-        )
+        with flush_denormals():
+            return extract(
+                self.backbone,
+                weights,
+                check_images(X),
+                self.module_,
+                self.mean_,
+                self.std_,
+                self.batch_size,
+                resolve_device(self.device),
+            )
 
     def _fitted_state(self):
         """What ``fit`` loaded: (JSON values, CPU tensors by name)."""
