@@ -44,7 +44,7 @@ from ._tensors import (
     state_tensors,
     to_network_input,
 )
-from ._training import PRECISIONS, StopEarly, TrainingMixin
+from ._training import PRECISIONS, StopEarly, TrainingMixin, resolve_precision
 
 __all__ = ["ImageClassifier", "check_images"]
 
@@ -71,8 +71,12 @@ SHARED_PARAMETERS = """\
     lr_schedule : {None, "onecycle", "cosine"}, default=None
         Learning-rate schedule stepped every iteration over the ``max_epochs``;
         ``lr`` is its peak.
-    precision : {"fp32", "bf16", "fp16"}, default="fp32"
+    precision : {"fp32", "bf16", "fp16", "auto"}, default="fp32"
         Mixed-precision autocast for the forward pass (fp16 with gradient scaling).
+        ``"auto"``: bf16 where the device computes it natively (a CUDA device with
+        bf16, a CPU with AVX-512 BF16 or AMX), fp32 elsewhere; ``precision_`` says
+        which ran. (The default stays fp32 until bf16's accuracy is measured at the
+        paper's budget; see :doc:`performance`.)
     channels_last : bool, default=False
         Keep the network's weights and every batch in channels-last memory order; with
         ``precision="bf16"`` the fast layout for convolutions on recent GPUs, and faster
@@ -97,6 +101,9 @@ SHARED_ATTRIBUTES = """\
         Maps labels to the network's output indices.
     image_size_ : tuple of (int, int)
         Height and width of the training images; ``predict`` needs the same.
+    precision_ : {"fp32", "bf16", "fp16"}
+        The precision that ran (``precision="auto"`` resolved on the fitting device);
+        saved with the model and used by ``predict``.
     mean_, std_ : ndarray of shape (3,)
         Per-channel normalisation applied to every batch, in [0, 1] units.
     class_weight_ : ndarray of shape (n_classes,) or None
@@ -213,7 +220,7 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
         "tta": ["boolean"],
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "lr_schedule": [None, StrOptions({"onecycle", "cosine"})],
-        "precision": [StrOptions(set(PRECISIONS))],
+        "precision": [StrOptions({*PRECISIONS, "auto"})],
         "channels_last": ["boolean"],
         "device": [str, torch.device, None],
         "random_state": ["random_state"],
@@ -308,6 +315,7 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
         values = {
             "classes_": classes_to_json(self.classes_),
             "image_size_": list(self.image_size_),
+            "precision_": self.precision_,
         }
         arrays = {"mean_": self.mean_, "std_": self.std_, "class_weight_": self.class_weight_}
         return values, state_tensors(self.module_, **arrays)
@@ -331,6 +339,9 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
                 self.initialize()
         finally:
             del self._restoring_
+        # what fit ran, kept for predict; files before precision_ was recorded ran what
+        # their parameter said ("auto" did not exist yet)
+        self.precision_ = values.get("precision_", self.precision)
         load_module_state(self.module_, tensors)
         return self
 
@@ -370,7 +381,8 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
     def initialize(self):
         super().initialize()
         device_type = torch.device(self.device).type
-        fp16 = self.precision == "fp16"
+        self.precision_ = resolve_precision(self.precision, self.device)
+        fp16 = self.precision_ == "fp16"
         self.grad_scaler_ = torch.amp.GradScaler(device_type) if fp16 else None
         return self
 

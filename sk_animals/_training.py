@@ -16,10 +16,28 @@ from skorch.dataset import get_len, unpack_data
 from ._callbacks import IterationLRSchedule
 from ._tensors import MappedPages
 
-__all__ = ["PRECISIONS", "StopEarly", "TrainingMixin"]
+__all__ = ["PRECISIONS", "StopEarly", "TrainingMixin", "native_bf16", "resolve_precision"]
 
-#: Autocast dtypes of the ``precision`` parameter.
+#: Autocast dtypes of the ``precision`` parameter ("auto" resolves to one of the others).
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def native_bf16(device):
+    """Whether ``device`` computes bfloat16 natively: a CUDA device with bf16, a CPU with
+    AVX-512 BF16 or AMX (elsewhere torch emulates bf16, slower than fp32)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False
+
+
+def resolve_precision(precision, device):
+    """The precision that runs: ``"auto"`` is bf16 where it is native, else fp32."""
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 class StopEarly(Exception):
@@ -98,7 +116,7 @@ class TrainingMixin:
 
     # -- mixed precision
     def _autocast(self, device_type):
-        dtype = PRECISIONS[self.precision]
+        dtype = PRECISIONS[self.precision_]
         return torch.autocast(device_type, dtype=dtype) if dtype else nullcontext()
 
     def train_step_single(self, batch, **fit_params):

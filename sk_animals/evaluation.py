@@ -257,6 +257,7 @@ def _network_settings(clf, fitted):
             epochs_run=None,
             stopped=None,
             batch_size=None,
+            precision=None,
             curves=training_curves([]),
         )
     history = fitted[-1].history_ if isinstance(fitted, Pipeline) else fitted.history_
@@ -266,6 +267,7 @@ def _network_settings(clf, fitted):
         epochs_run=len(history),
         stopped=history[-1].get("stopped") if len(history) else None,
         batch_size=clf.batch_size,
+        precision=(fitted[-1] if isinstance(fitted, Pipeline) else fitted).precision_,
         curves=training_curves(history),
     )
 

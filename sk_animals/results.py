@@ -72,6 +72,7 @@ class ApproachResult:
     test_confidence: list | None = None  #: the probability of that label
     test_report: dict | None = None  #: per-class precision, recall, F1 (classification_report)
     calibration: dict | None = None  #: reliability curve and expected calibration error
+    precision: str | None = None  #: what the network's fit ran ("fp32", "bf16"); None: no network
 
 
 @dataclass
@@ -182,6 +183,7 @@ class ComparisonResult:
         "Image size",
         "Learning rate",
         "Epochs",
+        "Precision",
         "Fit time (s)",
         "Predict time (ms/image)",
     )
@@ -208,6 +210,7 @@ class ComparisonResult:
                     f"{r.image_size}x{r.image_size}",
                     "-" if r.lr is None else f"{r.lr:g}",
                     "-" if epochs is None else str(epochs),
+                    r.precision or "-",
                     f"{r.fit_seconds:.1f}",
                     f"{r.predict_ms_per_image:.2f}",
                 ]

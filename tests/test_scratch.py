@@ -518,3 +518,29 @@ def test_memory_maps_that_fit_in_memory_are_not_paged_out(tmp_path):
     path = tmp_path / "a.npy"
     np.save(path, np.zeros((64, 64, 64, 3), np.uint8))
     assert MappedPages(np.load(path, mmap_mode="c"), limit=2**10).mapping is None
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_follows_the_hardware(shapes, monkeypatch, native, expected, tmp_path):
+    """``precision="auto"``: bf16 where the device computes it natively, else fp32."""
+    import torch
+
+    import sk_animals._training as training
+    from sk_animals import load, save
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert training.resolve_precision("auto", "cpu") == expected
+    seen = []
+    real = torch.autocast
+    monkeypatch.setattr(
+        training.torch, "autocast", lambda *a, **k: seen.append(k["dtype"]) or real(*a, **k)
+    )
+    X, y = shapes
+    clf = tiny(max_epochs=1, precision="auto", device="cpu").fit(X[:32], y[:32])
+    assert clf.precision_ == expected
+    assert (torch.bfloat16 in seen) == (expected == "bf16")
+    save(clf, tmp_path / "m.skmodel")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: not native)
+    assert load(tmp_path / "m.skmodel").precision_ == expected  # what fit ran, kept
+    assert tiny(precision="fp32").fit(X[:32], y[:32]).precision_ == "fp32"
