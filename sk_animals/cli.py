@@ -7,6 +7,7 @@ scikit-learn) are imported only by the command that runs, so ``--help`` is insta
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import traceback
@@ -156,6 +157,42 @@ def _clear_previous_run(out):
             path.unlink()
 
 
+#: The folder of ``--out`` where a running comparison keeps its finished approaches.
+CHECKPOINT = "checkpoint"
+#: Options that change no result: a resumed run may differ in these.
+_NOT_RESULTS = {"out", "overwrite", "resume", "quiet", "verbose", "debug", "cache_dir", "n_jobs"}
+
+
+def _run_arguments(args):
+    """The options of a compare run that change its results, as JSON values."""
+    values = {k: v for k, v in vars(args).items() if k not in _NOT_RESULTS and not callable(v)}
+    if values.get("data_dir") is not None:
+        values["data_dir"] = str(Path(values["data_dir"]).resolve())
+    return json.loads(json.dumps(values, default=str))
+
+
+def _check_resume(args, checkpoint):
+    """``--resume``: there is an interrupted run in ``--out`` and it had these arguments."""
+    saved = checkpoint / "arguments.json"
+    if not saved.is_file():
+        raise UsageError(
+            f"--resume: {str(args.out)!r} holds no interrupted run to resume (no "
+            f"{CHECKPOINT}/arguments.json); run without --resume"
+        )
+    before, now = json.loads(saved.read_text()), _run_arguments(args)
+    changed = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
+    if changed:
+        names = ", ".join(
+            f"{'--' + k.replace('_', '-') if k != 'data_dir' else 'DATA_DIR'} "
+            f"(was {before.get(k)!r}, now {now.get(k)!r})"
+            for k in changed
+        )
+        raise UsageError(
+            f"--resume: the interrupted run had other arguments: {names}; give the same "
+            "ones, or start afresh with --overwrite"
+        )
+
+
 def _check_weights(backbone, weights):
     """Load the weights once, now: a missing, corrupt or foreign file fails here."""
     from ._backbones import check_backbone, load_backbone
@@ -180,7 +217,11 @@ def _compare(args):
     if args.target_accuracy is not None and not args.budgets:
         raise UsageError("--target-accuracy forecasts from the budget curve: give --budgets too")
     out = Path(args.out)
-    _check_out_folder(out, args.overwrite)
+    checkpoint = out / CHECKPOINT
+    if args.resume:
+        _check_resume(args, checkpoint)
+    else:
+        _check_out_folder(out, args.overwrite)
     _check_device(args.device)
     protocol = DEMO if args.demo else PAPER
     backbone = args.backbone or protocol.backbone
@@ -215,8 +256,12 @@ def _compare(args):
             **common,
         )
         data = args.data_dir
-    if args.overwrite:
+    if args.overwrite and not args.resume:
         _clear_previous_run(out)
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    if not args.resume:
+        checkpoint.mkdir(parents=True, exist_ok=True)
+        (checkpoint / "arguments.json").write_text(json.dumps(_run_arguments(args), indent=1))
     saved = []
 
     def save(result, name):
@@ -235,18 +280,19 @@ def _compare(args):
             random_state=args.seed,
             n_jobs=args.n_jobs,
             on_approach=save,
+            checkpoint_dir=checkpoint,
             verbose=0 if args.quiet else 1,
         )
     except KeyboardInterrupt:
         kept = f"the finished {', '.join(saved)} results are in {out}" if saved else "nothing"
         raise Interrupted(
-            f"interrupted: no result of the run in progress was saved; {kept}"
+            f"interrupted: no result of the run in progress was saved; {kept}; run the "
+            "same command with --resume to go on"
         ) from None
     finally:
         if args.demo:
-            import shutil
-
             shutil.rmtree(data, ignore_errors=True)
+    shutil.rmtree(checkpoint, ignore_errors=True)  # finished: nothing left to resume
     if not args.quiet:
         print("\n".join(result.verdicts()), end="\n\n")
         print(result.to_markdown())
@@ -483,6 +529,12 @@ def build_parser():
     c.add_argument("--out", required=True, help="output folder for the report and models")
     c.add_argument(
         "--overwrite", action="store_true", help="replace the files of an earlier run in --out"
+    )
+    c.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with an interrupted run in --out (Ctrl-C, a kill, a reboot): its finished "
+        "approaches are restored, not run again; the other arguments must be the same",
     )
     c.add_argument(
         "--cv",

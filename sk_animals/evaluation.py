@@ -9,10 +9,12 @@ and the per-iteration curves, as typed records (``sk_animals.results``); computi
 writes no files.
 """
 
+import os
 import sys
 import time
 import warnings
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
@@ -24,6 +26,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch
 
 from ._base import ImageClassifier
+from ._version import __version__
 from .datasets import load_folder, sample_per_class
 from .preprocessing import ImageLoader
 from .protocols import APPROACHES, DEMO_DATA, Approach, demo_protocol, paper_protocol
@@ -535,6 +538,7 @@ def compare(
     random_state=0,
     n_jobs=None,
     on_approach=None,
+    checkpoint_dir=None,
     verbose=1,
 ):
     """Run each approach on the same images and score all of them on one common test set.
@@ -592,6 +596,14 @@ def compare(
         Called as ``on_approach(result, name)`` after each approach finishes, e.g.
         ``lambda result, name: result.save(out, [name])``, so that an interruption
         loses only the approach in progress.
+    checkpoint_dir : str or path-like, default=None
+        Write each finished approach (its fitted pipeline, its record and its budget
+        points) into this folder, atomically, as it finishes; a later call with the
+        same arguments and the same folder restores the finished approaches instead of
+        running them again and gives the same result (timings aside: every fit is
+        seeded). The caller keeps the arguments the same (``sk-animals compare
+        --resume`` checks them); the files are pickles of this run, for this package
+        version only.
     verbose : int, default=1
         Print each step.
 
@@ -641,19 +653,28 @@ def compare(
     for i, approach in enumerate(approaches, 1):
         say = partial(_say, f"[{i}/{len(approaches)}] {approach.name}", verbose)
         run = dict(random_state=random_state, say=say, verbose=verbose, n_jobs=n_jobs)
-        record, pipeline = _run(
-            approach,
-            paths[pool],
-            labels[pool],
-            test=test,
-            cv=cv,
-            validation_fraction=validation_fraction,
-            **run,
-        )
-        if budgets:
-            result.budget_curve += _budget_curve(
-                approach, paths[pool], labels[pool], test=test, budgets=budgets, **run
+        finished = _restore(checkpoint_dir, approach.name)
+        if finished is not None:
+            say("finished in an earlier run: restored from the checkpoint")
+            record, pipeline, points = finished
+        else:
+            record, pipeline = _run(
+                approach,
+                paths[pool],
+                labels[pool],
+                test=test,
+                cv=cv,
+                validation_fraction=validation_fraction,
+                **run,
             )
+            points = []
+            if budgets:
+                points = _budget_curve(
+                    approach, paths[pool], labels[pool], test=test, budgets=budgets, **run
+                )
+            _checkpoint(checkpoint_dir, approach.name, (record, pipeline, points))
+        if budgets:
+            result.budget_curve += points
             result.budget_forecast, result.crossover, result.crossover_reason = _forecast(
                 result.budget_curve,
                 len(test.data),
@@ -667,6 +688,40 @@ def compare(
         if on_approach is not None:
             on_approach(result, approach.name)
     return result
+
+
+def _checkpoint_file(folder, name):
+    return Path(folder) / f"{name}.checkpoint"
+
+
+def _checkpoint(folder, name, finished):
+    """Write one finished approach into ``folder`` atomically (a kill leaves no half file)."""
+    if folder is None:
+        return
+    import joblib
+
+    path = _checkpoint_file(folder, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    joblib.dump({"version": __version__, "finished": finished}, partial)
+    with open(partial, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(partial, path)
+
+
+def _restore(folder, name):
+    """The finished approach ``name`` from ``folder``, or None."""
+    if folder is None or not _checkpoint_file(folder, name).exists():
+        return None
+    import joblib
+
+    saved = joblib.load(_checkpoint_file(folder, name))
+    if saved["version"] != __version__:
+        raise ValueError(
+            f"the checkpoint {str(_checkpoint_file(folder, name))!r} was written by "
+            f"sk_animals {saved['version']}, this is {__version__}: start the run afresh"
+        )
+    return saved["finished"]
 
 
 def _notes(result, approaches):

@@ -154,3 +154,66 @@ def test_sigint_during_tune_exits_130_and_fails_only_the_running_trial(tmp_path)
     ]
     assert "RUNNING" not in states and len(interrupted) <= 1
     assert len(study.trials) < 50
+
+
+def _without_timings(value):
+    """metrics.json with the wall-clock figures left out (the only part a resume changes)."""
+    if isinstance(value, dict):
+        return {
+            k: _without_timings(v)
+            for k, v in value.items()
+            if k not in ("fit_seconds", "predict_ms_per_image", "dur")
+        }
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+def test_a_killed_compare_resumes_and_gives_the_same_metrics(tmp_path):
+    X, y = make_image_dataset(n_samples=48, n_classes=3, size=32, random_state=0)
+    data = save_image_folder(X, y, tmp_path / "data")
+    weights = tmp_path / "squeezenet.pth"
+    torch.save(torchvision.models.get_model("squeezenet1_1").state_dict(), weights)
+    common = [
+        "compare", data, "--cv", 2, "--epochs", 3, "--budgets", "4,8", "--backbone",
+        "squeezenet1_1", "--weights", weights, "--device", "cpu",
+    ]  # fmt: skip
+    whole = subprocess.run(
+        [sys.executable, "-m", "sk_animals", *map(str, common), "--out", tmp_path / "whole"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert whole.returncode == 0, whole.stderr
+    assert not (tmp_path / "whole" / "checkpoint").exists()  # finished: nothing to resume
+
+    out = tmp_path / "out"
+    proc = _start(*common, "--out", out, cwd=tmp_path)
+    try:
+        _wait_for(out / "checkpoint" / "scratch.checkpoint", proc, tmp_path)
+        time.sleep(1)  # transfer is being cross-validated or trained now
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert not (out / "checkpoint" / "transfer.checkpoint").exists(), "killed too late"
+
+    def resume(*extra):
+        argv = [*common, "--out", out, "--resume", *extra]
+        return subprocess.run(
+            [sys.executable, "-m", "sk_animals", *map(str, argv)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    changed = resume("--seed", 1)
+    assert changed.returncode == 2 and "--seed (was 0, now 1)" in changed.stderr
+    assert len(changed.stderr.strip().splitlines()) == 1
+    resumed = resume("--quiet")  # verbosity may differ
+    assert resumed.returncode == 0, resumed.stderr
+    a = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    b = json.loads((out / "metrics.json").read_text())
+    assert _without_timings(a) == _without_timings(b)
+    nothing = resume()
+    assert nothing.returncode == 2 and "holds no interrupted run" in nothing.stderr

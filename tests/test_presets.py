@@ -6,7 +6,6 @@ class, 10 epochs), so it is tested there: with 300 per class (150 optimizer step
 scored 0.484 against the paper's 0.487.
 """
 
-import numpy as np
 import pytest
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
@@ -32,22 +31,31 @@ def test_recommended_scratch_beats_the_paper_on_cifar_animals(shared):
     assert accuracy["recommended"] > accuracy["paper"] + 0.03, accuracy
 
 
-def test_recommended_transfer_beats_the_paper_on_real_photos(shared):
+def test_recommended_transfer_is_never_worse_than_its_probe_on_real_photos(shared):
+    """The 160 shared photos, lite0's ImageNet weights, 4 folds: within one SE of the probe."""
+    from sklearn.pipeline import make_pipeline
+
     data = load_animals10(shared / "data" / "animals10-sample")
-    weights = shared / "weights" / "squeezenet1_1-imagenet1k.pth"
-    X = ImageLoader(224, n_jobs=2).transform(data.data)
+    weights = str(shared / "weights" / "tf_efficientnet_lite0-imagenet1k.pth")
+    X = ImageLoader(224, interpolation="bicubic", n_jobs=2).transform(data.data)
     cv = StratifiedKFold(4, shuffle=True, random_state=0)
-    accuracy = {
-        name: np.mean(
-            cross_val_score(
-                transfer.TransferClassifier(
-                    "squeezenet1_1", weights=weights, **params, random_state=0, verbose=0
-                ),
-                X,
-                data.target,
-                cv=cv,
-            )
-        )
-        for name, params in (("paper", {}), ("recommended", transfer.RECOMMENDED))
-    }
-    assert accuracy["recommended"] > accuracy["paper"], accuracy
+    backbone = "timm/tf_efficientnet_lite0"
+    recommended = cross_val_score(
+        transfer.TransferClassifier(
+            backbone, weights=weights, **transfer.RECOMMENDED, random_state=0, verbose=0
+        ),
+        X,
+        data.target,
+        cv=cv,
+    )
+    probe = cross_val_score(
+        make_pipeline(
+            transfer.PretrainedFeatures(backbone, weights=weights), transfer.LinearProbe()
+        ),
+        X,
+        data.target,
+        cv=cv,
+    )
+    se = max(recommended.std(ddof=1), probe.std(ddof=1)) / 2  # 4 folds
+    assert recommended.mean() >= probe.mean() - se, (recommended, probe)
+    assert recommended.mean() >= 0.88, recommended
