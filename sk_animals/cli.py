@@ -284,14 +284,20 @@ def _compare(args):
             verbose=0 if args.quiet else 1,
         )
     except KeyboardInterrupt:
-        kept = f"the finished {', '.join(saved)} results are in {out}" if saved else "nothing"
+        kept = (
+            f"the finished {', '.join(saved)} results are in {out}; run the same command "
+            "with --resume to go on"
+            if saved
+            else "nothing"
+        )
         raise Interrupted(
-            f"interrupted: no result of the run in progress was saved; {kept}; run the "
-            "same command with --resume to go on"
+            f"interrupted: no result of the run in progress was saved; {kept}"
         ) from None
     finally:
         if args.demo:
             shutil.rmtree(data, ignore_errors=True)
+        if not any(checkpoint.glob("*.checkpoint")):  # nothing finished: nothing to resume
+            shutil.rmtree(checkpoint, ignore_errors=True)
     shutil.rmtree(checkpoint, ignore_errors=True)  # finished: nothing left to resume
     if not args.quiet:
         print("\n".join(result.verdicts()), end="\n\n")
