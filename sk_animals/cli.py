@@ -407,8 +407,6 @@ def _load_model(path, trust_pickle):
 
 
 def _predict(args):
-    import contextlib
-
     from .prediction import find_images, predict_files, write_predictions
 
     out = Path(args.out) if args.out else None
@@ -440,8 +438,6 @@ def _predict(args):
     if failed and not args.quiet:
         where = f" (see the error column of {out})" if out else ""
         print(f"{failed} of {done + failed} file(s) could not be read{where}", file=sys.stderr)
-    with contextlib.suppress(AttributeError):
-        rows.close()
     return 0 if done else 1
 
 

@@ -6,10 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import clone
 
 from .datasets import IMAGE_EXTENSIONS, _read_table
-from .preprocessing import ImageLoader, ImageLoadError
+from .preprocessing import ImageLoader, _load_all
 
 __all__ = ["find_images", "predict_files", "write_predictions"]
 
@@ -69,25 +68,26 @@ def find_images(inputs, *, path_column="path"):
 
 
 def _split(model):
-    """The model's ImageLoader (with every core for decoding) and the rest of it."""
+    """The model's ImageLoader and the rest of it."""
     steps = getattr(model, "steps", None)
     if not steps or not isinstance(steps[0][1], ImageLoader):
         return None, model
-    loader = clone(steps[0][1]).set_params(n_jobs=-1, cache_dir=None)
     rest = model[1:] if len(steps) > 2 else steps[-1][1]
-    return loader.fit(), rest
+    return steps[0][1], rest
 
 
 def _decode(loader, paths):
-    """The decoded images of ``paths`` that could be read, and why the others could not."""
+    """The decoded images of ``paths`` that could be read, and why the others could not.
+
+    Each file is decoded once: the loader's decoding keeps going past a bad file and
+    returns the failures, which ``ImageLoader.transform`` would raise instead.
+    """
     if loader is None:
         return paths, {}
-    try:
-        return loader.transform(paths), {}
-    except ImageLoadError as exc:
-        errors = {i: reason for i, _, reason in exc.errors}
-    good = [p for i, p in enumerate(paths) if i not in errors]
-    return (loader.transform(good) if good else None), errors
+    out, failures = _load_all(paths, loader.size, loader.resize, loader.interpolation, -1)
+    errors = {i: reason for i, _, reason in failures}
+    good = [i for i in range(len(paths)) if i not in errors]
+    return (out[good] if good else None), errors
 
 
 def predict_files(model, paths, *, batch_size=256):
