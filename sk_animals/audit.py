@@ -369,11 +369,10 @@ def find_label_issues(estimator, X, y, *, cv=5, random_state=0, n_jobs=None):
     >>> sorted(zip(issues.indices.tolist(), issues.given.tolist(), issues.suggested.tolist()))
     [(3, 'b', 'a'), (60, 'a', 'b')]
     """
-    from cleanlab.filter import find_label_issues as confident_learning
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     y = np.asarray(y)
-    classes, encoded, counts = np.unique(y, return_inverse=True, return_counts=True)
+    classes, counts = np.unique(y, return_counts=True)
     if counts.min() < cv:
         small = classes[counts.argmin()].item()
         raise ValueError(
@@ -382,6 +381,15 @@ def find_label_issues(estimator, X, y, *, cv=5, random_state=0, n_jobs=None):
         )
     folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
     proba = cross_val_predict(estimator, X, y, cv=folds, method="predict_proba", n_jobs=n_jobs)
+    return _confident_learning(y, proba, classes)
+
+
+def _confident_learning(y, proba, classes):
+    """:class:`LabelIssues` of labels ``y`` given held-out probabilities (``classes`` order)."""
+    from cleanlab.filter import find_label_issues as confident_learning
+
+    y = np.asarray(y)
+    encoded = np.searchsorted(classes, y)
     flagged = confident_learning(
         encoded, proba, return_indices_ranked_by="self_confidence", n_jobs=1
     )

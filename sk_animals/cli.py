@@ -216,6 +216,11 @@ def _compare(args):
             raise UsageError(f"{names}: the demo has its own settings; drop them or give DATA_DIR")
     if args.target_accuracy is not None and not args.budgets:
         raise UsageError("--target-accuracy forecasts from the budget curve: give --budgets too")
+    if args.drop_label_issues and ("probe" not in args.approaches or not args.test_size):
+        raise UsageError(
+            "--drop-label-issues: the probe approach finds the label errors and the test set "
+            "is needed; add probe to --approaches and keep --test-size above 0"
+        )
     out = Path(args.out)
     checkpoint = out / CHECKPOINT
     if args.resume:
@@ -277,6 +282,8 @@ def _compare(args):
             budgets=args.budgets,
             target_accuracy=args.target_accuracy,
             dedupe=args.dedupe,
+            label_issues="auto" if args.label_issues else False,
+            drop_label_issues=args.drop_label_issues,
             random_state=args.seed,
             n_jobs=args.n_jobs,
             on_approach=save,
@@ -284,12 +291,11 @@ def _compare(args):
             verbose=0 if args.quiet else 1,
         )
     except KeyboardInterrupt:
-        kept = (
-            f"the finished {', '.join(saved)} results are in {out}; run the same command "
-            "with --resume to go on"
-            if saved
-            else "nothing"
-        )
+        kept = "nothing"
+        if saved:
+            kept = f"the finished {', '.join(saved)} results are in {out}"
+        if any(checkpoint.glob("*.checkpoint")):
+            kept += "; run the same command with --resume to go on"
         raise Interrupted(
             f"interrupted: no result of the run in progress was saved; {kept}"
         ) from None
@@ -597,6 +603,20 @@ def build_parser():
         "--dedupe",
         action="store_true",
         help="keep one image of each exact or near-duplicate group before any split",
+    )
+    labels = c.add_mutually_exclusive_group()
+    labels.add_argument(
+        "--no-label-issues",
+        dest="label_issues",
+        action="store_false",
+        help="do not look for likely label errors (by default the probe's frozen features "
+        "flag them by confident learning, listed in the report)",
+    )
+    labels.add_argument(
+        "--drop-label-issues",
+        action="store_true",
+        help="leave the likely mislabelled images out of training (needs the probe "
+        "approach; flagged test images stay in the test set and are counted)",
     )
     verbosity = c.add_mutually_exclusive_group()
     verbosity.add_argument(

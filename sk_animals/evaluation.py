@@ -37,6 +37,7 @@ from .results import (
     ComparisonResult,
     Crossover,
     CVScores,
+    LabelAudit,
     PairDifference,
 )
 from .stats import accuracy_interval
@@ -208,25 +209,43 @@ def _model(approach):
     return rest if len(rest) > 1 else rest[0]
 
 
-def _cross_validate(model, X, y, *, cv, random_state, label, verbose, n_jobs):
-    """Stratified, seeded cross-validation of ``model`` on the decoded training images."""
-    folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
-    scores = cross_validate(
-        _shown(model, f"{label}: cv fold", verbose, n_jobs),
-        X,
-        y,
-        cv=folds,
-        return_train_score=True,
-        error_score="raise",
-        n_jobs=n_jobs,
+def _fold(model, X, y, split, folder, name):
+    """Test score, training score and fit time of one fold; restored when ``folder`` has it."""
+    finished = _restore(folder, name)
+    if finished is None:
+        scores = cross_validate(
+            model, X, y, cv=[split], return_train_score=True, error_score="raise"
+        )
+        finished = tuple(float(scores[k][0]) for k in ("test_score", "train_score", "fit_time"))
+        _checkpoint(folder, name, finished)
+    return finished
+
+
+def _cross_validate(model, X, y, *, cv, random_state, label, say, verbose, n_jobs, folder):
+    """Stratified, seeded cross-validation of ``model`` on the decoded training images.
+
+    Each fold is a unit of its own in the checkpoint ``folder``, written as it finishes.
+    """
+    names = [f"{label}.fold{k}" for k in range(cv)]
+    restored = sum(folder is not None and _checkpoint_file(folder, n).exists() for n in names)
+    if restored:
+        say(f"{restored} of {cv} folds finished in an earlier run: restored")
+    folds = StratifiedKFold(cv, shuffle=True, random_state=random_state).split(X, y)
+    model = _shown(model, f"{label}: cv fold", verbose, n_jobs)
+    test, train, seconds = zip(
+        *Parallel(n_jobs=n_jobs)(
+            delayed(_fold)(model, X, y, split, folder, name)
+            for split, name in zip(folds, names, strict=True)
+        ),
+        strict=True,
     )
     return CVScores(
         folds=cv,
-        scores=scores["test_score"].tolist(),
-        mean=float(scores["test_score"].mean()),
-        std=float(scores["test_score"].std()),
-        train_mean=float(scores["train_score"].mean()),
-        fit_seconds=scores["fit_time"].tolist(),
+        scores=list(test),
+        mean=float(np.mean(test)),
+        std=float(np.std(test)),
+        train_mean=float(np.mean(train)),
+        fit_seconds=list(seconds),
     )
 
 
@@ -276,9 +295,28 @@ def _network_settings(clf, fitted):
 
 
 def _run(
-    approach, paths, labels, *, test, cv, validation_fraction, random_state, say, verbose, n_jobs
+    approach,
+    paths,
+    labels,
+    *,
+    test,
+    cv,
+    validation_fraction,
+    random_state,
+    say,
+    verbose,
+    n_jobs,
+    folder,
 ):
-    """Cross-validate one approach, fit it watching the validation set, score the test set."""
+    """Cross-validate one approach, fit it watching the validation set, score the test set.
+
+    The folds and the final fit (with its test scores) are units of the checkpoint
+    ``folder``: a finished one is restored, not run again.
+    """
+    finished = _restore(folder, f"{approach.name}.final")
+    if finished is not None:
+        say("cross-validation and final fit finished in an earlier run: restored")
+        return finished
     data = _split(
         approach, paths, labels, validation_fraction=validation_fraction, random_state=random_state
     )
@@ -296,8 +334,10 @@ def _run(
             cv=cv,
             random_state=random_state,
             label=approach.name,
+            say=say,
             verbose=verbose,
             n_jobs=n_jobs,
+            folder=folder,
         )
     say("fitting on the training part, scoring the validation set")
     final, fit_seconds = _final_fit(
@@ -321,6 +361,7 @@ def _run(
         fit_seconds=fit_seconds,
         **test_scores,
     )
+    _checkpoint(folder, f"{approach.name}.final", (record, pipeline))
     return record, pipeline
 
 
@@ -389,35 +430,59 @@ def _test_scores(pipeline, test, n_bins=10):
     }
 
 
-def _fit_score(clf, X, y, X_test, y_test):
-    """Fit ``clf`` and the accuracy interval of its test predictions (one joblib task)."""
-    return accuracy_interval(y_test, clf.fit(X, y).predict(X_test))
+def _fit_score(clf, X, y, X_test, y_test, folder, name):
+    """Fit ``clf`` and the accuracy interval of its test predictions (one joblib task),
+    written into the checkpoint ``folder`` as it finishes."""
+    scores = accuracy_interval(y_test, clf.fit(X, y).predict(X_test))
+    _checkpoint(folder, name, scores)
+    return scores
 
 
-def _budget_curve(approach, paths, labels, *, test, budgets, random_state, say, verbose, n_jobs):
-    """Test accuracy of ``approach`` trained on nested per-class budgets of the pool."""
+def _budget_curve(
+    approach, paths, labels, *, test, budgets, random_state, say, verbose, n_jobs, folder
+):
+    """Test accuracy of ``approach`` trained on nested per-class budgets of the pool.
+
+    Each budget point is a unit of the checkpoint ``folder``: a finished one is restored.
+    """
     smallest = int(np.unique(labels, return_counts=True)[1].min())
-    loader = _decoder(approach)
     with warnings.catch_warnings():  # capping is said in the result instead
         warnings.simplefilter("ignore", UserWarning)
         keeps = {b: sample_per_class(labels, b, random_state=random_state) for b in budgets}
-    used = np.unique(np.concatenate(list(keeps.values())))  # nested: the largest budget
-    say(f"budgets {', '.join(map(str, sorted(keeps)))} per class: loading {len(used)} images")
-    X, X_test = loader.transform(paths[used]), loader.transform(test.data)
-    tasks = {b: np.searchsorted(used, keep) for b, keep in sorted(keeps.items())}
-    scores = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_score)(
-            _shown(_model(approach), f"{approach.name}: budget {b}/class", verbose, n_jobs),
-            X[rows],
-            labels[used][rows],
-            X_test,
-            test.target,
+    names = {b: f"{approach.name}.budget{b}" for b in keeps}
+    scores = {b: _restore(folder, name) for b, name in names.items()}
+    todo = sorted(b for b, done in scores.items() if done is None)
+    if len(todo) < len(keeps):
+        say(f"{len(keeps) - len(todo)} of {len(keeps)} budget points restored from a checkpoint")
+    if todo:
+        used = np.unique(np.concatenate([keeps[b] for b in todo]))  # nested: the largest
+        say(f"budgets {', '.join(map(str, todo))} per class: loading {len(used)} images")
+        loader = _decoder(approach)
+        X, X_test = loader.transform(paths[used]), loader.transform(test.data)
+        rows = {b: np.searchsorted(used, keeps[b]) for b in todo}
+        scores.update(
+            zip(
+                todo,
+                Parallel(n_jobs=n_jobs)(
+                    delayed(_fit_score)(
+                        _shown(
+                            _model(approach), f"{approach.name}: budget {b}/class", verbose, n_jobs
+                        ),
+                        X[rows[b]],
+                        labels[used][rows[b]],
+                        X_test,
+                        test.target,
+                        folder,
+                        names[b],
+                    )
+                    for b in todo
+                ),
+                strict=True,
+            )
         )
-        for b, rows in tasks.items()
-    )
     return [
-        BudgetPoint(approach.name, b, len(rows), b > smallest, accuracy, ci95)
-        for (b, rows), (accuracy, ci95) in zip(tasks.items(), scores, strict=True)
+        BudgetPoint(approach.name, b, len(keeps[b]), b > smallest, *scores[b])
+        for b in sorted(keeps)
     ]
 
 
@@ -514,6 +579,58 @@ def _crossover(by, fits, horizon):
     return crossover, None
 
 
+def _probe(approaches):
+    """The first approach whose fixed steps hold frozen features (cheap folds), or None."""
+    return next(
+        (
+            a
+            for a in approaches
+            if any(isinstance(s, PretrainedFeatures) for s in a.pipeline[: _n_fixed(a.pipeline)])
+        ),
+        None,
+    )
+
+
+def _label_audit(approach, paths, labels, test, *, used, cv, random_state, say):
+    """Likely label errors: held-out probabilities of ``approach``, then confident learning.
+
+    The non-test images any approach may train on (``used``, positions into ``paths``)
+    get out-of-fold probabilities, and confident learning on them alone flags the
+    training images (what ``drop_label_issues`` leaves out does not depend on the test
+    labels). The test images get the probabilities of a fit on all of those, and are
+    flagged by confident learning on both sets together, whose noise rates a small test
+    set could not estimate alone.
+    """
+    from .audit import LabelIssues, _confident_learning, find_label_issues
+
+    say(f"label audit: {approach.name}'s features of {len(used) + len(test.data)} images")
+    loader, model = _decoder(approach), _model(approach)
+    X, y = loader.transform(paths[used]), labels[used]
+    train = find_label_issues(model, X, y, cv=cv, random_state=random_state)
+    fitted = clone(model).fit(X, y)
+    proba = fitted.predict_proba(loader.transform(test.data))
+    both = _confident_learning(np.r_[y, test.target], np.r_[train.oof_proba, proba], train.classes)
+    in_test = both.indices >= len(y)
+    tested = LabelIssues(
+        both.indices[in_test] - len(y),
+        *(a[in_test] for a in (both.given, both.suggested, both.scores)),
+        proba,
+        train.classes,
+    )
+
+    def rows(issues, files):  # positions into a subset mean nothing in the report
+        return [{k: v for k, v in r.items() if k != "index"} for r in issues.to_dict(files)]
+
+    return LabelAudit(
+        approach=approach.name,
+        cv=cv,
+        n_train=len(used),
+        n_test=len(test.data),
+        train=rows(train, paths[used]),
+        test=rows(tested, test.data),
+    )
+
+
 def _dedupe(data, say):
     """Keep one image of each exact or near-duplicate group; the paths left out."""
     from .audit import audit_images, dedupe
@@ -535,6 +652,8 @@ def compare(
     target_accuracy=None,
     audit=True,
     dedupe=False,
+    label_issues="auto",
+    drop_label_issues=False,
     random_state=0,
     n_jobs=None,
     on_approach=None,
@@ -584,6 +703,16 @@ def compare(
         straddle the test set and the rest (see :func:`sk_animals.audit.audit_images`).
     dedupe : bool, default=False
         Keep one image of each duplicate group before any split.
+    label_issues : {"auto", True, False}, default="auto"
+        Look for likely label errors with the first approach built on frozen features
+        (the linear probe): out-of-fold probabilities of every image an approach may
+        train on (``cv`` folds, at least 2; 5 when ``cv`` is 0), probabilities of the
+        test images from a fit on those, and confident learning
+        (:func:`sk_animals.audit.find_label_issues`) on each. ``"auto"`` does it when
+        there is such an approach; True requires one. Needs the common test set.
+    drop_label_issues : bool, default=False
+        Leave the flagged non-test images out of every approach's training, validation
+        and budgets. The flagged test images stay: the result says how many there are.
     random_state : int, default=0
         Seeds the test split, sampling, splitting and folds.
     n_jobs : int, default=None
@@ -597,9 +726,10 @@ def compare(
         ``lambda result, name: result.save(out, [name])``, so that an interruption
         loses only the approach in progress.
     checkpoint_dir : str or path-like, default=None
-        Write each finished approach (its fitted pipeline, its record and its budget
-        points) into this folder, atomically, as it finishes; a later call with the
-        same arguments and the same folder restores the finished approaches instead of
+        Write each finished unit of work into this folder, atomically, as it finishes:
+        the label audit, each cross-validation fold, each approach's final fit (its
+        fitted pipeline and its record) and each budget point. A later call with the
+        same arguments and the same folder restores the finished units instead of
         running them again and gives the same result (timings aside: every fit is
         seeded). The caller keeps the arguments the same (``sk-animals compare
         --resume`` checks them); the files are pickles of this run, for this package
@@ -614,16 +744,24 @@ def compare(
     Raises
     ------
     ValueError
-        A class has too few images for the test set, the folds and the hold-out
-        (checked before any training).
+        A class has too few images for the test set, the folds and the hold-out, or
+        ``label_issues=True`` or ``drop_label_issues`` without an approach on frozen
+        features (checked before any training).
     """
     from .audit import audit_images
 
     if target_accuracy is not None and not 0 < target_accuracy < 1:
         raise ValueError(f"target_accuracy must be a fraction in (0, 1), got {target_accuracy}")
-    data = _load(data)
     if approaches is None:
         approaches = paper_protocol(approaches=APPROACHES, random_state=random_state)
+    probe = _probe(approaches) if label_issues and test_size else None
+    if probe is None and (label_issues is True or drop_label_issues):
+        what = "label_issues=True" if label_issues is True else "drop_label_issues"
+        raise ValueError(
+            f"{what} needs an approach on frozen features (the probe) and a test set "
+            f"(test_size > 0); the approaches are {', '.join(a.name for a in approaches)}"
+        )
+    data = _load(data)
     say = partial(_say, "data", verbose)
     deduplicated = []
     if dedupe:
@@ -649,32 +787,51 @@ def compare(
     _check_enough(labels[pool], approaches, cv, validation_fraction, random_state)
     if budgets and test is None:
         raise ValueError("budgets are scored on the common test set: give test_size > 0")
+    if probe is not None:
+        result.label_audit = _restore(checkpoint_dir, _LABEL_AUDIT)
+        if result.label_audit is not None:
+            say("label audit finished in an earlier run: restored")
+        else:
+            result.label_audit = _label_audit(
+                probe,
+                paths,
+                labels,
+                test,
+                used=pool[_trained_on(labels[pool], approaches, budgets, random_state)],
+                cv=cv if cv and cv > 1 else 5,
+                random_state=random_state,
+                say=say,
+            )
+            _checkpoint(checkpoint_dir, _LABEL_AUDIT, result.label_audit)
+        if drop_label_issues:
+            result.label_audit.dropped = True
+            flagged = {row["path"] for row in result.label_audit.train}
+            pool = pool[~np.isin(paths[pool], list(flagged))]
+            say(f"left {len(flagged)} likely mislabelled images out of training")
+            _check_enough(labels[pool], approaches, cv, validation_fraction, random_state)
 
     for i, approach in enumerate(approaches, 1):
         say = partial(_say, f"[{i}/{len(approaches)}] {approach.name}", verbose)
-        run = dict(random_state=random_state, say=say, verbose=verbose, n_jobs=n_jobs)
-        finished = _restore(checkpoint_dir, approach.name)
-        if finished is not None:
-            say("finished in an earlier run: restored from the checkpoint")
-            record, pipeline, points = finished
-        else:
-            record, pipeline = _run(
-                approach,
-                paths[pool],
-                labels[pool],
-                test=test,
-                cv=cv,
-                validation_fraction=validation_fraction,
-                **run,
-            )
-            points = []
-            if budgets:
-                points = _budget_curve(
-                    approach, paths[pool], labels[pool], test=test, budgets=budgets, **run
-                )
-            _checkpoint(checkpoint_dir, approach.name, (record, pipeline, points))
+        run = dict(
+            random_state=random_state,
+            say=say,
+            verbose=verbose,
+            n_jobs=n_jobs,
+            folder=checkpoint_dir,
+        )
+        record, pipeline = _run(
+            approach,
+            paths[pool],
+            labels[pool],
+            test=test,
+            cv=cv,
+            validation_fraction=validation_fraction,
+            **run,
+        )
         if budgets:
-            result.budget_curve += points
+            result.budget_curve += _budget_curve(
+                approach, paths[pool], labels[pool], test=test, budgets=budgets, **run
+            )
             result.budget_forecast, result.crossover, result.crossover_reason = _forecast(
                 result.budget_curve,
                 len(test.data),
@@ -688,6 +845,20 @@ def compare(
         if on_approach is not None:
             on_approach(result, approach.name)
     return result
+
+
+#: The checkpoint name of the label audit.
+_LABEL_AUDIT = "label-audit"
+
+
+def _trained_on(labels, approaches, budgets, random_state):
+    """Positions in ``labels`` of every image an approach or a budget point may draw."""
+    sizes = [a.per_class for a in approaches] + list(budgets or [])
+    if None in sizes:
+        return np.arange(len(labels))
+    with warnings.catch_warnings():  # short classes are said by the runs themselves
+        warnings.simplefilter("ignore", UserWarning)
+        return sample_per_class(labels, max(sizes), random_state=random_state)
 
 
 def _checkpoint_file(folder, name):
@@ -734,6 +905,8 @@ def _notes(result, approaches):
         and isinstance(a.classifier, TransferClassifier)
         and a.classifier.weights is None
     ]
+    if result.label_audit is not None and (result.label_audit.train or result.label_audit.test):
+        notes.append(result.label_audit.sentence())
     if result.deduplicated:
         notes.append(
             f"deduplication left out {len(result.deduplicated)} duplicate images before any "

@@ -2,9 +2,10 @@
 
 The paper's figures: iteration vs accuracy and loss (Figs. 8-9), predicted validation
 images (Figs. 10-11), confusion matrices in counts and row-normalised (Figs. 12-13); and
-beyond it: the data-budget curve, the most confident mistakes on the common test set and a
-reliability diagram per approach. ``report.html`` is one self-contained file (figures
-inline); ``report.md`` links the same figures as PNG files. Nothing here computes a metric.
+beyond it: the data-budget curve, the most confident mistakes on the common test set, a
+reliability diagram per approach and the images most likely mislabelled. ``report.html``
+is one self-contained file (figures inline); ``report.md`` links the same figures as PNG
+files. Nothing here computes a metric.
 """
 
 import base64
@@ -21,7 +22,7 @@ from .preprocessing import ImageLoader
 
 #: The files :func:`write_report` writes: these, and per approach ``<name>_<figure>.png``
 #: for each of ``FIGURES``.
-REPORT_FILES = ("report.md", "report.html", "metrics.json", "budget_curve.png")
+REPORT_FILES = ("report.md", "report.html", "metrics.json", "budget_curve.png", "label_issues.png")
 FIGURES = ("curves", "confusion", "predictions", "mistakes", "reliability")
 #: Glob patterns of every file :func:`write_report` may write.
 REPORT_PATTERNS = (*REPORT_FILES, *(f"*_{figure}.png" for figure in FIGURES))
@@ -32,6 +33,7 @@ __all__ = [
     "plot_budget_curve",
     "plot_confusion",
     "plot_curves",
+    "plot_label_issues",
     "plot_mistakes",
     "plot_predictions",
     "plot_reliability",
@@ -121,6 +123,36 @@ def plot_mistakes(record, test_files, test_true, n=8):
         ["red"] * len(worst),
         f"{record.name}: most confident mistakes on the test set",
     )
+
+
+def _suspects(label_audit):
+    """The flagged images of both sets, most suspicious first, with their set's name."""
+    rows = [dict(r, split=s) for s in ("train", "test") for r in getattr(label_audit, s)]
+    return sorted(rows, key=lambda r: r["score"])
+
+
+def plot_label_issues(label_audit, n=16):
+    """The images most likely mislabelled, titled given and suggested label, and path."""
+    worst = _suspects(label_audit)[:n]
+    if not worst:
+        return None
+    return _image_grid(
+        [r["path"] for r in worst],
+        [
+            f"given {r['given']}, likely {r['suggested']}\n{Path(r['path']).name} ({r['split']})"
+            for r in worst
+        ],
+        ["darkred"] * len(worst),
+        f"Most likely label errors ({label_audit.approach}'s held-out probabilities)",
+    )
+
+
+def _label_issues_table(label_audit, n=30):
+    rows = [
+        [r["path"], r["split"], str(r["given"]), str(r["suggested"]), f"{r['score']:.3f}"]
+        for r in _suspects(label_audit)[:n]
+    ]
+    return ["Path", "Set", "Given label", "Suggested label", "P(given label)"], rows
 
 
 def plot_reliability(record):
@@ -330,6 +362,14 @@ def write_report(result, out_dir):
         doc.table(*_audit_table(result.audit))
         leaks = result.audit.cross_split_duplicates or []
         doc.items([" = ".join(f"{p} ({s})" for p, s in g) for g in leaks[:20]])
+    if result.label_audit is not None:
+        doc.heading("Likely label errors")
+        sentence = result.label_audit.sentence()
+        doc.paragraph(sentence[0].upper() + sentence[1:])
+        figure = plot_label_issues(result.label_audit)
+        doc.figure(figure, REPORT_FILES[4], "likely label errors")
+        if figure is not None:
+            doc.table(*_label_issues_table(result.label_audit))
     if result.skipped:
         doc.heading("Files left out")
         doc.items([f"{f}: {why}" for f, why in result.skipped])

@@ -18,6 +18,7 @@ __all__ = [
     "CVScores",
     "ComparisonResult",
     "Crossover",
+    "LabelAudit",
     "PairDifference",
 ]
 
@@ -121,6 +122,45 @@ class Crossover:
 
 
 @dataclass
+class LabelAudit:
+    """Likely label errors among the compared images, found by confident learning.
+
+    One approach's frozen-feature model (the linear probe) gives every non-test image
+    an out-of-fold probability (``cv`` folds) and every test image a probability from
+    a fit on the non-test images; :func:`~sk_animals.audit.find_label_issues` flags the
+    images whose given label is unlikely. ``train`` and ``test`` list them, most
+    suspicious first, as dicts of ``path``, ``given``, ``suggested`` and ``score`` (the
+    held-out probability of the given label). ``dropped``: the flagged non-test images
+    were left out of training; test images are never left out.
+    """
+
+    approach: str
+    cv: int
+    n_train: int  #: non-test images checked (those any approach or budget may train on)
+    n_test: int
+    train: list
+    test: list
+    dropped: bool = False
+
+    def sentence(self):
+        """What was found, in one sentence."""
+        found = (
+            f"the label audit ({self.approach}'s held-out probabilities, confident learning) "
+            f"flags {len(self.train)} of {self.n_train} training images and {len(self.test)} "
+            f"of {self.n_test} test images as likely mislabelled (listed in metrics.json "
+            "under audit.label_issues)"
+        )
+        if self.dropped:
+            found += f"; the {len(self.train)} training images were left out of training"
+        if self.test:
+            found += (
+                f"; the {len(self.test)} test images stay in the test set and are scored "
+                "against their given labels"
+            )
+        return found
+
+
+@dataclass
 class ComparisonResult:
     """What :func:`~sk_animals.evaluation.compare` measured, per approach, on one common test set.
 
@@ -153,6 +193,8 @@ class ComparisonResult:
         Duplicates, near duplicates, label conflicts and test/train leaks in the data.
     deduplicated : list of str
         Images that ``dedupe=True`` left out, one kept of each duplicate group.
+    label_audit : LabelAudit or None
+        Likely label errors in the training and the test images.
     notes : list of str
         What the reader must know: capped budgets, transfer without pretrained weights,
         duplicate images spanning an approach's training and validation images.
@@ -171,6 +213,7 @@ class ComparisonResult:
     crossover_reason: str | None = None
     audit: object = None
     deduplicated: list = field(default_factory=list)
+    label_audit: LabelAudit | None = None
     notes: list = field(default_factory=list)
 
     COLUMNS = (
@@ -297,11 +340,17 @@ class ComparisonResult:
             "budget_forecast": [asdict(f) for f in self.budget_forecast],
             "crossover": None if self.crossover is None else asdict(self.crossover),
             "crossover_reason": self.crossover_reason,
-            "audit": None
-            if self.audit is None
-            else {**self.audit.to_dict(), "counts": self.audit.summary()},
+            "audit": self._audit_json(),
             "notes": self.notes,
         }
+
+    def _audit_json(self):
+        audit = {}
+        if self.audit is not None:
+            audit = {**self.audit.to_dict(), "counts": self.audit.summary()}
+        if self.label_audit is not None:
+            audit["label_issues"] = asdict(self.label_audit)
+        return audit or None
 
     def save(self, out_dir, names=None):
         """Write the report and the fitted pipelines of ``names`` (all) into ``out_dir``.

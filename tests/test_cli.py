@@ -71,6 +71,9 @@ def test_compare_writes_report_metrics_models_and_figures(compared):
         ("probe", "transfer"),
     }
     assert (out / "probe.skmodel").is_file()
+    labels = metrics["audit"]["label_issues"]  # the probe looked for label errors
+    assert (labels["approach"], labels["n_test"]) == ("probe", len(metrics["test"]["files"]))
+    assert "## Likely label errors" in report
     for figure in out.glob("*.png"):
         with Image.open(figure) as img:
             img.verify()
@@ -222,6 +225,7 @@ def _weights_files(tmp):
         (["--n-jobs", "-3"], "--n-jobs"),
         (["--device", "cuda:7"], "--device"),
         (["--device", "nonsense"], "--device"),
+        (["--drop-label-issues", "--approaches", "scratch"], "--drop-label-issues"),
     ],
 )
 def test_nonsense_options_fail_before_any_work(small_folder, tmp_path, capsys, extra, option):
@@ -350,7 +354,8 @@ def test_compare_and_tune_take_a_csv(small_folder, tmp_path, capsys):
     assert metrics["classes"] == ["circle", "cross"]
     assert set(used) <= {str(p) for p in small_folder.rglob("*.png")}
     study = tmp_path / "s.db"
-    argv = ["tune", str(labels), "--n-trials", "1", "--storage", str(study), "--image-size", "16"]
+    # 32 px: the search space holds depths up to 5, which halve an image 5 times
+    argv = ["tune", str(labels), "--n-trials", "1", "--storage", str(study), "--image-size", "32"]
     assert main(argv) == 0, capsys.readouterr().err
 
 

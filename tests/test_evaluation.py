@@ -271,3 +271,91 @@ def test_a_probe_in_a_terminal_gets_no_progress_line(folder, monkeypatch):
     probe = Approach("probe", make_pipeline(ImageLoader(32), features, LinearProbe()))
     result = compare(folder, [probe], cv=2, verbose=1)
     assert result.approaches[0].cv.folds == 2
+
+
+@pytest.fixture(scope="module")
+def mislabelled(tmp_path_factory):
+    """Flat-colour images of three classes; five given the wrong label (three of them
+    among the training images, two in the test set of ``compare``'s seed 0)."""
+    rng = np.random.default_rng(0)
+    colours = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
+    y = np.repeat(list(colours), 30)
+    X = np.stack([np.array(colours[c]) + rng.normal(0, 25, (32, 32, 3)) for c in y])
+    given = y.copy()
+    wrong = [0, 5, 31, 40, 62]
+    given[wrong] = ["green", "blue", "blue", "red", "red"]
+    tmp = tmp_path_factory.mktemp("labels")
+    root = save_image_folder(np.clip(X, 0, 255), given, tmp / "data")
+    torch.manual_seed(0)  # a file of random weights: the same features in every run
+    torch.save(torchvision.models.get_model("squeezenet1_1").state_dict(), tmp / "w.pth")
+    return root, {str(root / given[i] / f"{i:05d}.png") for i in wrong}
+
+
+def _colour_probe(mislabelled):
+    from sk_animals.transfer import LinearProbe, PretrainedFeatures
+
+    features = PretrainedFeatures("squeezenet1_1", weights=mislabelled[0].parent / "w.pth")
+    return Approach("probe", make_pipeline(ImageLoader(32), features, LinearProbe()))
+
+
+def test_compare_finds_planted_label_errors_and_can_drop_them(mislabelled, tmp_path):
+    import json
+
+    root, planted = mislabelled
+    kept = compare(root, [_colour_probe(mislabelled)], cv=2, verbose=0)
+    audit = kept.label_audit
+    flagged = {r["path"] for r in audit.train + audit.test}
+    assert planted <= flagged and len(flagged) <= len(planted) + 2
+    assert {r["path"] for r in audit.test} <= set(kept.test_files)
+    assert (audit.n_train, audit.n_test, audit.dropped) == (72, 18, False)
+    assert audit.train[0]["score"] <= audit.train[-1]["score"]  # most suspicious first
+    assert any("flags" in note for note in kept.notes)
+
+    dropped = compare(root, [_colour_probe(mislabelled)], cv=2, verbose=0, drop_label_issues=True)
+    record = dropped.approaches[0]
+    assert dropped.label_audit.dropped
+    assert record.n_train + record.n_valid == 72 - len(dropped.label_audit.train)
+    trained_on = set(record.training_files + record.validation_files)
+    assert not trained_on & {r["path"] for r in dropped.label_audit.train}
+    assert dropped.test_files == kept.test_files  # the test set keeps its suspects
+
+    paths = dropped.save(tmp_path)
+    saved = json.loads(paths["metrics.json"].read_text())["audit"]["label_issues"]
+    assert saved["test"] == dropped.label_audit.test and saved["dropped"]
+    assert (tmp_path / "label_issues.png").is_file()
+    assert "Likely label errors" in paths["report.md"].read_text()
+
+
+def test_label_issues_need_an_approach_on_frozen_features(folder):
+    scratch = approach("scratch", fast(), 32)
+    assert compare(folder, [scratch], cv=2, verbose=0, audit=False).label_audit is None
+    for kwargs in ({"label_issues": True}, {"drop_label_issues": True}):
+        with pytest.raises(ValueError, match="frozen features .*the approaches are scratch"):
+            compare(folder / "missing", [scratch], **kwargs)  # refused before any loading
+
+
+def test_a_checkpoint_restores_each_finished_unit(mislabelled, tmp_path, capsys):
+    """Folds, final fits, budget points and the label audit are checkpointed one by one."""
+    root, _ = mislabelled
+    run = dict(cv=2, budgets=[5, 10], checkpoint_dir=tmp_path, verbose=1)
+    first = compare(root, [_colour_probe(mislabelled)], **run)
+    units = sorted(p.name.removesuffix(".checkpoint") for p in tmp_path.iterdir())
+    assert units == [
+        "label-audit",
+        "probe.budget10",
+        "probe.budget5",
+        "probe.final",
+        "probe.fold0",
+        "probe.fold1",
+    ]
+    for unit in ("probe.final", "probe.budget10"):
+        (tmp_path / f"{unit}.checkpoint").unlink()
+    capsys.readouterr()
+    again = compare(root, [_colour_probe(mislabelled)], **run)
+    said = capsys.readouterr().out
+    assert "label audit finished in an earlier run" in said
+    assert "2 of 2 folds finished in an earlier run" in said
+    assert "1 of 2 budget points restored" in said and "budgets 10 per class" in said
+    assert again.approaches[0].cv == first.approaches[0].cv
+    assert again.approaches[0].test_predicted == first.approaches[0].test_predicted
+    assert again.budget_curve == first.budget_curve

@@ -1,6 +1,7 @@
 """Ctrl-C stops everything and says so; early stopping is recorded; nothing half-done is kept."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -190,13 +191,14 @@ def test_a_killed_compare_resumes_and_gives_the_same_metrics(tmp_path):
     out = tmp_path / "out"
     proc = _start(*common, "--out", out, cwd=tmp_path)
     try:
-        _wait_for(out / "checkpoint" / "scratch.checkpoint", proc, tmp_path)
-        time.sleep(1)  # transfer is being cross-validated or trained now
-        proc.send_signal(signal.SIGKILL)
+        _wait_for(out / "checkpoint" / "transfer.fold0.checkpoint", proc, tmp_path)
+        proc.send_signal(signal.SIGKILL)  # in transfer's second fold
         proc.wait(timeout=60)
     finally:
         proc.kill()
-    assert not (out / "checkpoint" / "transfer.checkpoint").exists(), "killed too late"
+    units = {p.name.removesuffix(".checkpoint") for p in (out / "checkpoint").glob("*")}
+    assert {"label-audit", "scratch.fold0", "scratch.final", "scratch.budget8"} <= units
+    assert "transfer.final" not in units, "killed too late"
 
     def resume(*extra):
         argv = [*common, "--out", out, "--resume", *extra]
@@ -210,8 +212,16 @@ def test_a_killed_compare_resumes_and_gives_the_same_metrics(tmp_path):
     changed = resume("--seed", 1)
     assert changed.returncode == 2 and "--seed (was 0, now 1)" in changed.stderr
     assert len(changed.stderr.strip().splitlines()) == 1
-    resumed = resume("--quiet")  # verbosity may differ
+    resumed = resume("--verbose")  # verbosity may differ
     assert resumed.returncode == 0, resumed.stderr
+    restored = (
+        "label audit finished",
+        "scratch: cross-validation and final fit finished",
+        "scratch: 2 of 2 budget points restored",
+        "transfer: [12] of 2 folds finished",  # the kill came in its second fold
+    )
+    for line in restored:
+        assert re.search(line, resumed.stdout), resumed.stdout
     a = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     b = json.loads((out / "metrics.json").read_text())
     assert _without_timings(a) == _without_timings(b)
