@@ -131,6 +131,11 @@ def _suspects(label_audit):
     return sorted(rows, key=lambda r: r["score"])
 
 
+def _short(name, width=22):
+    """A file name cut in the middle to fit under a thumbnail (the table has the paths)."""
+    return name if len(name) <= width else f"{name[: width // 2 - 1]}…{name[-(width // 2) :]}"
+
+
 def plot_label_issues(label_audit, n=16):
     """The images most likely mislabelled, titled given and suggested label, and path."""
     worst = _suspects(label_audit)[:n]
@@ -139,7 +144,8 @@ def plot_label_issues(label_audit, n=16):
     return _image_grid(
         [r["path"] for r in worst],
         [
-            f"given {r['given']}, likely {r['suggested']}\n{Path(r['path']).name} ({r['split']})"
+            f"given {r['given']}, likely {r['suggested']}\n{_short(Path(r['path']).name)} "
+            f"({r['split']})"
             for r in worst
         ],
         ["darkred"] * len(worst),
