@@ -712,7 +712,9 @@ def compare(
         there is such an approach; True requires one. Needs the common test set.
     drop_label_issues : bool, default=False
         Leave the flagged non-test images out of every approach's training, validation
-        and budgets. The flagged test images stay: the result says how many there are.
+        and budgets. The approaches then draw only from the audited images, so a class
+        loses its flagged images rather than replacing them with ones nobody audited. The
+        flagged test images stay: the result says how many there are.
     random_state : int, default=0
         Seeds the test split, sampling, splitting and folds.
     n_jobs : int, default=None
@@ -788,6 +790,7 @@ def compare(
     if budgets and test is None:
         raise ValueError("budgets are scored on the common test set: give test_size > 0")
     if probe is not None:
+        used = pool[_trained_on(labels[pool], approaches, budgets, random_state)]
         result.label_audit = _restore(checkpoint_dir, _LABEL_AUDIT)
         if result.label_audit is not None:
             say("label audit finished in an earlier run: restored")
@@ -797,16 +800,16 @@ def compare(
                 paths,
                 labels,
                 test,
-                used=pool[_trained_on(labels[pool], approaches, budgets, random_state)],
+                used=used,
                 cv=cv if cv and cv > 1 else 5,
                 random_state=random_state,
                 say=say,
             )
             _checkpoint(checkpoint_dir, _LABEL_AUDIT, result.label_audit)
-        if drop_label_issues:
+        if drop_label_issues:  # train only on audited images: the pool shrinks to them
             result.label_audit.dropped = True
             flagged = {row["path"] for row in result.label_audit.train}
-            pool = pool[~np.isin(paths[pool], list(flagged))]
+            pool = used[~np.isin(paths[used], list(flagged))]
             say(f"left {len(flagged)} likely mislabelled images out of training")
             _check_enough(labels[pool], approaches, cv, validation_fraction, random_state)
 

@@ -326,6 +326,17 @@ def test_compare_finds_planted_label_errors_and_can_drop_them(mislabelled, tmp_p
     assert "Likely label errors" in paths["report.md"].read_text()
 
 
+def test_dropping_label_issues_trains_only_on_audited_images(mislabelled):
+    """With a budget below the pool, the audit covers the budget's draw; after dropping,
+    the approach must not refill its budget with images the audit never saw."""
+    root, _ = mislabelled
+    probe = Approach("probe", _colour_probe(mislabelled).pipeline, per_class=20)
+    result = compare(root, [probe], cv=2, verbose=0, drop_label_issues=True)
+    audit, record = result.label_audit, result.approaches[0]
+    assert audit.n_train == 60 and audit.train  # 20 of the 24 training images per class
+    assert record.n_train + record.n_valid == audit.n_train - len(audit.train)
+
+
 def test_label_issues_need_an_approach_on_frozen_features(folder):
     scratch = approach("scratch", fast(), 32)
     assert compare(folder, [scratch], cv=2, verbose=0, audit=False).label_audit is None
