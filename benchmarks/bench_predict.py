@@ -9,6 +9,10 @@ timed is prediction; the fit only makes a real model). Timed, best of 3, same th
 - ``predict_files(model, paths)`` (what ``--out`` writes): decoding on every core, the
   next batch decoded while the network predicts the current one, batches of 256.
 
+- the ceiling: the same network alone on the photos decoded beforehand, in the model's
+  batches (``predict_proba`` of the decoded images): what any pipeline must still spend, so
+  the loop's time over it bounds the ratio that faster decoding could reach.
+
 Both give the same labels (checked on at least 95% of the photos: the loader decodes large
 JPEGs in draft mode, which moves the pixels a little). Target: at least 1.5x the loop's images per
 second. About 2 minutes on 2 cores::
@@ -60,6 +64,11 @@ def main():
     def streamed():
         return np.stack([p for _, p, _ in predict_files(model, paths)])
 
+    decoded = model[0].transform(paths)
+
+    def network():
+        return net.predict_proba(decoded)
+
     a, b = plain(), streamed()  # the loader decodes JPEGs in draft mode: pixels differ a little
     agree = (a.argmax(1) == b.argmax(1)).mean()
     print(
@@ -68,10 +77,13 @@ def main():
     assert agree >= 0.95
     t_plain = best_of(plain, args.repeat)
     t_stream = best_of(streamed, args.repeat)
+    t_net = best_of(network, args.repeat)
     n = len(paths)
     print(f"threads {torch.get_num_threads()}, {n} photos")
     print(f"plain loop        {n / t_plain:7.1f} images/s ({t_plain:.2f} s)")
     print(f"predict_files     {n / t_stream:7.1f} images/s ({t_stream:.2f} s)")
+    print(f"network alone     {n / t_net:7.1f} images/s ({t_net:.2f} s, {net.batch_size} a batch)")
+    print(f"ceiling: plain loop / network alone = {t_plain / t_net:.2f}x")
     report("predict_files / plain loop (images per second)", t_plain / t_stream, 1.5)
 
 
