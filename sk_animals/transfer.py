@@ -32,6 +32,7 @@ from ._networks import TransferNet
 from ._tensors import (
     check_images,
     flush_denormals,
+    inference_batch_size,
     load_module_state,
     resolve_device,
     state_tensors,
@@ -253,7 +254,7 @@ class TransferClassifier(ImageClassifier):
         hook = head.register_forward_hook(lambda m, args, out: captured.append(args[0]))
         self.module_.eval()
         try:
-            step = max(self.batch_size, 64)
+            step = inference_batch_size("auto", self.device)
             for i in range(0, len(X), step):
                 x = to_network_input(X[i : i + step], *self._on_device(self.device), self.device)
                 with self._autocast(x.device.type):
@@ -334,8 +335,11 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         A name of :func:`~sk_animals.transfer.list_backbones`.
     weights : str, path-like, torchvision weights enum or None, default="DEFAULT"
         As in :class:`TransferClassifier`.
-    batch_size : int, default=64
-        Images per forward pass.
+    batch_size : int or "auto", default="auto"
+        Images per forward pass. ``"auto"``: 256 on a GPU, 16 on the CPU, where larger
+        batches outgrow the caches (EfficientNet-Lite0 and squeezenet1_1 extract 1.6x to
+        1.8x faster in batches of 8 to 16 than of 64 on two cores; AlexNet alike at 16
+        and 64). The features do not depend on it.
     device : str, default="auto"
         ``"auto"`` uses CUDA when available.
     memory : str, joblib.Memory or None, default=None
@@ -363,13 +367,19 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     _parameter_constraints = {
         "backbone": _BACKBONE,
         "weights": _WEIGHTS,
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "device": [str, torch.device],
         "memory": [None, str, HasMethods("cache")],
     }
 
     def __init__(
-        self, backbone="alexnet", *, weights="DEFAULT", batch_size=64, device="auto", memory=None
+        self,
+        backbone="alexnet",
+        *,
+        weights="DEFAULT",
+        batch_size="auto",
+        device="auto",
+        memory=None,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -415,6 +425,7 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             _extract, ignore=["module", "mean", "std", "batch_size", "device"]
         )
         weights = None if self.weights is None else str(self.weights)
+        device = resolve_device(self.device)
         with flush_denormals():
             return extract(
                 self.backbone,
@@ -423,8 +434,8 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 self.module_,
                 self.mean_,
                 self.std_,
-                self.batch_size,
-                resolve_device(self.device),
+                inference_batch_size(self.batch_size, device),
+                device,
             )
 
     def _fitted_state(self):

@@ -242,6 +242,18 @@ def test_bad_transfer_settings_name_the_parameter(params, X_shape, match):
         small().set_params(**params).fit(X, y)
 
 
+def test_pretrained_features_do_not_depend_on_the_batch_size(shapes):
+    from sk_animals._tensors import inference_batch_size
+
+    X = shapes[0][:20]
+    torch.manual_seed(0)
+    auto = PretrainedFeatures("squeezenet1_1", weights=None).fit()
+    assert (auto.batch_size, inference_batch_size("auto", "cpu")) == ("auto", 16)
+    features = auto.transform(X)
+    in_threes = auto.set_params(batch_size=3).transform(X)  # the same fitted weights
+    np.testing.assert_allclose(features, in_threes, rtol=1e-4, atol=1e-5)
+
+
 def test_pretrained_features_validates_batch_size():
     with pytest.raises(ValueError, match="'batch_size' parameter of PretrainedFeatures"):
         PretrainedFeatures("squeezenet1_1", weights=None, batch_size=0).fit()
