@@ -125,6 +125,8 @@ class Run:
     def __init__(self, args, shared):
         self.quick = args.quick
         self.confirm_only = args.confirm
+        self.screen_only = args.screen
+        self.photos_confirmed = not args.no_photos
         self.weights = shared / "weights" / "tf_efficientnet_lite0-imagenet1k.pth"
         self.photos = shared / "data" / "animals10-sample"
         self.cifar = shared / "data" / "cifar10-animals"
@@ -262,7 +264,10 @@ def screen(run, X_pool, F_pool, y_pool, per_image_s, inner, valid):
 
     candidates = dict(STAGE_A)
     for name, (_, params) in STAGE_A.items():
-        evaluate(name, params)
+        if not run.screen_only or name == "paper" or name in run.screen_only:
+            evaluate(name, params)
+    if run.screen_only:
+        return {}, rows, probe
     best_a = choose(run, rows, probe, candidates, API)
     for suffix, extra in STAGE_B.items():
         name = f"{best_a} {suffix}"
@@ -315,7 +320,7 @@ def confirm(run, approaches, photos, cifar):
         )
 
     X, y, F, per_image_s = photos
-    for seed in run.seeds:
+    for seed in run.seeds if run.photos_confirmed else ():
         cv = StratifiedKFold(run.folds, shuffle=True, random_state=seed)
         for fold, (tr, te) in enumerate(cv.split(X, y)):
             add(
@@ -422,6 +427,25 @@ def markdown(header, lines):
     return "\n".join(out)
 
 
+def print_screen(run, screen_rows, screen_probe):
+    small, big = run.budgets
+    print(f"\n## Screen (seed 0, inner split of train/, {run.inner_valid}/class validation)\n")
+    lines = [["probe (C=1)", f"{screen_probe[small]:.4f}", "", f"{screen_probe[big]:.4f}", ""]]
+    for name, r in screen_rows.items():
+        lines.append(
+            [
+                name,
+                f"{r[small][0]:.4f}",
+                f"{r[small][1]:.1f}",
+                f"{r[big][0]:.4f}",
+                f"{r[big][1]:.1f}",
+            ]
+        )
+    print(
+        markdown(["candidate", f"acc {small}/class", "fit s", f"acc {big}/class", "fit s"], lines)
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of tiny sizes")
@@ -437,9 +461,23 @@ def main():
         help="skip the throughput and the screen; confirm this stage-A candidate as the "
         "preset (the paper recipe then runs on the photos and the small budget only)",
     )
+    parser.add_argument(
+        "--screen",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="screen only this stage-A candidate (repeatable) beside the paper recipe and "
+        "the probe, print the screen and stop",
+    )
+    parser.add_argument(
+        "--no-photos",
+        action="store_true",
+        help="confirm on the CIFAR budgets only (the photos' rows are in an earlier run)",
+    )
     args = parser.parse_args()
-    if args.confirm is not None and args.confirm not in STAGE_A:
-        parser.error(f"--confirm: choose one of {', '.join(STAGE_A)}")
+    for name in [args.confirm or "paper", *(args.screen or [])]:
+        if name not in STAGE_A:
+            parser.error(f"choose candidates among {', '.join(STAGE_A)}; got {name!r}")
     torch.set_num_threads(2)
     run = Run(args, require_shared())
     try:
@@ -480,6 +518,8 @@ def _main(run):
     X_valid = cifar_loader.transform(valid.data)
     F_valid, _ = features(run, X_valid)
     photos = load_image_folder(run.photos)
+    if not run.photos_confirmed or run.screen_only:
+        photos = load_image_folder(run.photos, per_class=1)  # not used: keep it cheap
     X_photos = ImageLoader(run.photo_size, interpolation="bicubic", n_jobs=2).transform(
         photos.data
     )
@@ -504,11 +544,14 @@ def _main(run):
         tp, screen_rows, screen_probe = {}, {}, {b: float("nan") for b in run.budgets}
     else:
         # 1. throughput: 300 CIFAR images (50 per class of the seed-0 small draw)
-        tp = throughput(run, X_pool[tp_idx], y_pool[tp_idx])
+        tp = {} if run.screen_only else throughput(run, X_pool[tp_idx], y_pool[tp_idx])
         # 2. screen on the inner split
         chosen, screen_rows, screen_probe = screen(
             run, X_pool, F_pool, y_pool, cifar_per_image, inner, inner_valid
         )
+    if run.screen_only:
+        print_screen(run, screen_rows, screen_probe)
+        return 0
 
     # 3. confirmation
     scores = confirm(
@@ -529,21 +572,7 @@ def _main(run):
             [[k, f"{v:.2f}", f"{tp_idx.size / v:.0f}"] for k, v in tp.items()],
         )
     )
-    print(f"\n## Screen (seed 0, inner split of train/, {run.inner_valid}/class validation)\n")
-    lines = [["probe (C=1)", f"{screen_probe[small]:.4f}", "", f"{screen_probe[big]:.4f}", ""]]
-    for name, r in screen_rows.items():
-        lines.append(
-            [
-                name,
-                f"{r[small][0]:.4f}",
-                f"{r[small][1]:.1f}",
-                f"{r[big][0]:.4f}",
-                f"{r[big][1]:.1f}",
-            ]
-        )
-    print(
-        markdown(["candidate", f"acc {small}/class", "fit s", f"acc {big}/class", "fit s"], lines)
-    )
+    print_screen(run, screen_rows, screen_probe)
     for approach, (name, params) in chosen.items():
         shown = {k: v for k, v in run.params(params).items() if k != "callbacks"}
         extra = " + FrozenBatchNorm() (this file)" if "callbacks" in params else ""
