@@ -315,6 +315,39 @@ def input_size(backbone, weights="DEFAULT"):
     return _PAPER_SIZES.get(backbone, int(transforms.crop_size[0]))
 
 
+def loader_settings(backbone):
+    """How :class:`~sk_animals.preprocessing.ImageLoader` should resize images for
+    ``backbone``: for ``"timm/<name>"``, the evaluation transform of its ``pretrained_cfg``
+    (interpolation, ``crop_pct``, shorter side or both sides scaled); for torchvision
+    names, nothing (the paper's stretched images).
+
+    Returns
+    -------
+    settings : dict
+        Keyword arguments of ``ImageLoader``.
+
+    Examples
+    --------
+    >>> from sk_animals._backbones import loader_settings
+    >>> loader_settings("timm/tf_efficientnet_lite0")
+    {'resize': 'crop', 'interpolation': 'bicubic', 'crop_pct': 0.875}
+    >>> loader_settings("alexnet")
+    {}
+    """
+    if not _timm.is_timm(backbone):
+        return {}
+    from .preprocessing import INTERPOLATIONS
+
+    config = _timm.data_config(backbone)
+    return {
+        "resize": "stretch" if config.crop_mode == "squash" else "crop",
+        "interpolation": config.interpolation
+        if config.interpolation in INTERPOLATIONS
+        else "bilinear",
+        "crop_pct": float(config.crop_pct),
+    }
+
+
 def _build(backbone, weights):
     """torchvision's model, without auxiliary classifiers; ``weights`` an enum member or None."""
     import torchvision

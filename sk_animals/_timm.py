@@ -110,6 +110,7 @@ class DataConfig:
     std: tuple[float, float, float]  #: RGB standard deviation, in [0, 1] units
     interpolation: str  #: how images are resized, e.g. ``"bicubic"``
     crop_pct: float  #: the centre crop's share of the resized image at evaluation
+    crop_mode: str  #: ``"center"`` (shorter side scaled) or ``"squash"`` (both sides)
 
 
 def data_config(backbone):
@@ -147,6 +148,7 @@ def data_config(backbone):
         std=tuple(config["std"]),
         interpolation=config["interpolation"],
         crop_pct=config["crop_pct"],
+        crop_mode=config.get("crop_mode", "center"),
     )
 
 

@@ -84,7 +84,9 @@ def _decode(loader, paths):
     """
     if loader is None:
         return paths, {}
-    out, failures = _load_all(paths, loader.size, loader.resize, loader.interpolation, -1)
+    out, failures = _load_all(
+        paths, loader.size, loader.resize, loader.interpolation, -1, loader.crop_pct
+    )
     errors = {i: reason for i, _, reason in failures}
     good = [i for i in range(len(paths)) if i not in errors]
     return (out[good] if good else None), errors

@@ -9,10 +9,11 @@ optional on-disk cache of the decoded arrays (:class:`_DiskCache`).
 import hashlib
 import io
 import json
+import math
 import os
 import stat
 import uuid
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
@@ -144,8 +145,17 @@ def _decode(img, size, policy, opened):
     return _to_rgb(ImageOps.exif_transpose(img))
 
 
-def _resize(img, size, policy, resample):
-    """Resize to ``size`` = (height, width) by the given policy."""
+def _resize(img, size, policy, resample, crop_pct=1.0):
+    """Resize to ``size`` = (height, width) by the given policy; with ``crop_pct`` below 1,
+    to ``floor(size / crop_pct)`` first (for ``"crop"``, the shorter side only, as timm and
+    torchvision's ``Resize`` then ``CenterCrop`` do), then cut the centre ``size``."""
+    if crop_pct != 1:
+        scaled = _scaled_size(size, crop_pct)
+        if policy == "crop":
+            resized = img.resize(_target_size(scaled, img.size, "crop"), resample)
+        else:
+            resized = _resize(img, scaled, policy, resample)
+        return _centre(resized, size)
     th, tw = size
     if policy == "stretch":
         return img if img.size == (tw, th) else img.resize((tw, th), resample)
@@ -154,16 +164,32 @@ def _resize(img, size, policy, resample):
     return ImageOps.pad(img, (tw, th), method=resample, color=BACKGROUND)
 
 
-def _load_chunk(items, positions, out, policy, resample):
+def _scaled_size(size, crop_pct):
+    """The (height, width) resized to before the centre ``size`` is cut, as timm's
+    ``transforms_factory`` computes it (``floor(size / crop_pct)``)."""
+    return size if crop_pct == 1 else tuple(math.floor(s / crop_pct) for s in size)
+
+
+def _centre(img, size):
+    """The centre ``size`` = (height, width) of ``img`` (torchvision's ``center_crop``)."""
+    (th, tw), (w, h) = size, img.size
+    if (w, h) == (tw, th):
+        return img
+    top, left = round((h - th) / 2), round((w - tw) / 2)
+    return img.crop((left, top, left + tw, top + th))
+
+
+def _load_chunk(items, positions, out, policy, resample, crop_pct=1.0):
     """Load ``items[positions]`` into ``out``; return ``(position, name, reason)`` failures."""
     size = out.shape[1:3]
+    scaled = _scaled_size(size, crop_pct)
     errors = []
     for i in positions:
         try:
             img = _open(items[i])
             try:
-                upright = _decode(img, size, policy, opened=img is not items[i])
-                out[i] = np.asarray(_resize(upright, size, policy, resample))
+                upright = _decode(img, scaled, policy, opened=img is not items[i])
+                out[i] = np.asarray(_resize(upright, size, policy, resample, crop_pct))
             finally:
                 if img is not items[i]:
                     img.close()
@@ -195,21 +221,21 @@ def _as_items(X):
         ) from None
 
 
-def _load_into(items, positions, out, policy, interpolation, n_jobs):
+def _load_into(items, positions, out, policy, interpolation, n_jobs, crop_pct=1.0):
     """Load ``items[positions]`` into the rows of ``out``; return the sorted failures."""
     n_chunks = min(len(positions), 4 * effective_n_jobs(n_jobs))
     chunks = np.array_split(np.asarray(positions), n_chunks) if n_chunks else []
     resample = INTERPOLATIONS[interpolation]
     results = Parallel(n_jobs=n_jobs, require="sharedmem")(
-        delayed(_load_chunk)(items, chunk, out, policy, resample) for chunk in chunks
+        delayed(_load_chunk)(items, chunk, out, policy, resample, crop_pct) for chunk in chunks
     )
     return sorted(e for errs in results for e in errs)
 
 
-def _load_all(X, size, policy, interpolation, n_jobs):
+def _load_all(X, size, policy, interpolation, n_jobs, crop_pct=1.0):
     items = _as_items(X)
     out = np.empty((len(items), *_as_size(size), 3), dtype=np.uint8)
-    return out, _load_into(items, range(len(items)), out, policy, interpolation, n_jobs)
+    return out, _load_into(items, range(len(items)), out, policy, interpolation, n_jobs, crop_pct)
 
 
 # -- the on-disk cache of decoded arrays
@@ -252,8 +278,9 @@ class _DiskCache:
     of the arrays it wraps (a read-only array makes ``DataLoader`` warn).
     """
 
-    def __init__(self, root, size, policy, interpolation):
+    def __init__(self, root, size, policy, interpolation, crop_pct=1.0):
         self.size, self.policy, self.interpolation = size, policy, interpolation
+        self.crop_pct = crop_pct
         settings = {
             "format": _CACHE_FORMAT,
             "size": list(size),
@@ -261,6 +288,8 @@ class _DiskCache:
             "interpolation": interpolation,
             "pillow": PIL.__version__,  # resampling filters change between releases
         }
+        if crop_pct != 1:  # absent otherwise: the entries written before it stay valid
+            settings["crop_pct"] = crop_pct
         self.settings = settings
         folder = _digest(json.dumps(settings, sort_keys=True))
         self.dir = Path(root) / f"sk_animals-v{_CACHE_FORMAT}" / folder
@@ -337,7 +366,9 @@ class _DiskCache:
                     out[i] = source[row]
                 else:
                     missing.append(i)
-            errors = _load_into(items, missing, out, self.policy, self.interpolation, n_jobs)
+            errors = _load_into(
+                items, missing, out, self.policy, self.interpolation, n_jobs, self.crop_pct
+            )
             if errors:
                 raise ImageLoadError(errors)
             out.flush()
@@ -383,6 +414,13 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     interpolation : {"bilinear", "bicubic", "lanczos", "box", "hamming", "nearest"}, \
             default="bilinear"
         PIL resampling filter (antialiased when shrinking).
+    crop_pct : float in (0, 1], default=1.0
+        The share of the resized image kept around its centre: the image is resized as
+        ``resize`` says to ``floor(size / crop_pct)``, then its centre ``size`` is cut, as
+        the evaluation transforms of timm and torchvision do (``crop_pct=0.875`` with
+        ``resize="crop"``: the shorter side to 256, the centre 224x224). The approaches of
+        :func:`~sk_animals.protocols.paper_protocol` on a ``timm/`` backbone take it, and
+        ``interpolation``, from the model's ``pretrained_cfg``.
     n_jobs : int, default=None
         Threads decoding in parallel (Pillow releases the GIL while decoding and
         resizing). ``None`` means 1 unless in a :func:`joblib.parallel_config` context;
@@ -452,6 +490,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         "size": ["array-like", Interval(Integral, 1, None, closed="left")],
         "resize": [StrOptions(set(RESIZE_POLICIES))],
         "interpolation": [StrOptions(set(INTERPOLATIONS))],
+        "crop_pct": [Interval(Real, 0, 1, closed="right")],
         "n_jobs": [Integral, None],
         "cache_dir": [str, os.PathLike, None],
     }
@@ -462,14 +501,20 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         *,
         resize="stretch",
         interpolation="bilinear",
+        crop_pct=1.0,
         n_jobs=None,
         cache_dir=None,
     ):
         self.size = size
         self.resize = resize
         self.interpolation = interpolation
+        self.crop_pct = crop_pct
         self.n_jobs = n_jobs
         self.cache_dir = cache_dir
+
+    def __setstate__(self, state):
+        # loaders pickled before crop_pct existed kept the whole resized image
+        self.__dict__.update({"crop_pct": 1.0, **state})
 
     def fit(self, X=None, y=None):
         """Validate the parameters; nothing is learned.
@@ -514,11 +559,17 @@ class ImageLoader(TransformerMixin, BaseEstimator):
             keys = [_file_key(item) for item in items]
             if items and None not in keys:  # only existing files; the rest as usual
                 cache = _DiskCache(
-                    self.cache_dir, _as_size(self.size), self.resize, self.interpolation
+                    self.cache_dir,
+                    _as_size(self.size),
+                    self.resize,
+                    self.interpolation,
+                    self.crop_pct,
                 )
                 return cache.load(items, keys, self.n_jobs)
             X = items
-        out, errors = _load_all(X, self.size, self.resize, self.interpolation, self.n_jobs)
+        out, errors = _load_all(
+            X, self.size, self.resize, self.interpolation, self.n_jobs, self.crop_pct
+        )
         if errors:
             raise ImageLoadError(errors)
         return out

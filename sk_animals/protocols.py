@@ -168,6 +168,7 @@ def _approaches(
     """The protocol's ``approaches``, with the overrides and the common settings."""
     from sklearn.pipeline import make_pipeline
 
+    from ._backbones import loader_settings
     from .preprocessing import ImageLoader
     from .scratch import ScratchCNNClassifier
     from .transfer import LinearProbe, PretrainedFeatures, TransferClassifier
@@ -191,7 +192,8 @@ def _approaches(
         else:  # features on the device, a logistic regression on the host
             steps = [PretrainedFeatures(backbone, weights=weights, device=device), LinearProbe()]
         size = image_size or protocol.image_size(name, weights, backbone)
-        loader = ImageLoader(size, n_jobs=-1, cache_dir=cache_dir)
+        how = {} if name == "scratch" else loader_settings(backbone)  # timm's eval transform
+        loader = ImageLoader(size, n_jobs=-1, cache_dir=cache_dir, **how)
         built.append(Approach(name, make_pipeline(loader, *steps), per_class or arm.per_class))
     return built
 

@@ -142,6 +142,31 @@ def test_resize_policies():
     assert (pad[10, 2] == RED).all() and (stretch[0, 2] == RED).all()
 
 
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_crop_pct_is_timm_and_torchvisions_evaluation_transform(mode):
+    """``resize="crop", crop_pct=0.875``: the shorter side to 256, the centre 224x224."""
+    from torchvision.transforms import CenterCrop, InterpolationMode, Resize
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    img = Image.fromarray(pixels).convert(mode)
+    ours = ImageLoader(224, resize="crop", interpolation="bicubic", crop_pct=0.875)
+    theirs = CenterCrop(224)(Resize(256, InterpolationMode.BICUBIC)(img)).convert("RGB")
+    np.testing.assert_array_equal(ours.transform([img])[0], np.asarray(theirs))
+    squashed = ImageLoader(20, crop_pct=0.5).transform([_two_colour(40, 20)])[0]
+    assert (squashed[:, :10] == RED).all() and (squashed[:, 10:] == BLUE).all()  # centre 20 of 40
+
+
+def test_a_loader_pickled_before_crop_pct_keeps_the_whole_image():
+    old = ImageLoader(20)
+    del old.__dict__["crop_pct"]  # what an earlier release pickled
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.crop_pct == 1.0
+    np.testing.assert_array_equal(
+        loaded.transform([_two_colour(40, 20)]), ImageLoader(20).transform([_two_colour(40, 20)])
+    )
+
+
 def test_user_pil_image_is_not_closed():
     img = _two_colour()
     ImageLoader(size=8).transform([img])
@@ -207,6 +232,8 @@ def test_find_bad_images(bad_files):
         ({"size": "big"}, "size"),
         ({"resize": "squash"}, "resize"),
         ({"interpolation": "cubic"}, "interpolation"),
+        ({"crop_pct": 0}, "crop_pct"),
+        ({"crop_pct": 1.5}, "crop_pct"),
     ],
 )
 def test_invalid_parameters_are_named(params, match):
@@ -367,6 +394,7 @@ def test_cache_keys_on_every_setting(tmp_path, photo_files, decodes):
         {"size": (8, 10)},
         {"size": 8, "resize": "pad"},
         {"size": 8, "interpolation": "nearest"},
+        {"size": 8, "crop_pct": 0.5},
     ]
     for params in settings:
         cached = ImageLoader(cache_dir=cache_dir, **params).transform(photo_files)

@@ -16,6 +16,21 @@ def test_the_paper_protocol_states_the_classifiers_paper_defaults():
     assert (PAPER.scratch.per_class, PAPER.transfer.per_class, PAPER.folds) == (1500, 500, 5)
 
 
+def test_timm_approaches_load_images_as_the_models_pretrained_cfg_says():
+    built = paper_protocol(
+        approaches=("scratch", "transfer", "probe"),
+        backbone="timm/tf_efficientnet_lite0",
+        weights=None,
+    )
+    loaders = {a.name: a.pipeline[0] for a in built}
+    for name in ("transfer", "probe"):
+        assert (loaders[name].size, loaders[name].resize) == (224, "crop")
+        assert (loaders[name].interpolation, loaders[name].crop_pct) == ("bicubic", 0.875)
+    assert (loaders["scratch"].resize, loaders["scratch"].crop_pct) == ("stretch", 1.0)
+    alexnet = paper_protocol(weights=None)[1].pipeline[0]  # torchvision: the paper's images
+    assert (alexnet.resize, alexnet.interpolation, alexnet.crop_pct) == ("stretch", "bilinear", 1)
+
+
 def test_records_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         PAPER.folds = 3

@@ -75,7 +75,12 @@ def test_names():
 def test_data_config():
     lite0 = _timm.data_config("timm/tf_efficientnet_lite0")
     assert lite0 == _timm.DataConfig(
-        size=(224, 224), mean=(0.5,) * 3, std=(0.5,) * 3, interpolation="bicubic", crop_pct=0.875
+        size=(224, 224),
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        interpolation="bicubic",
+        crop_pct=0.875,
+        crop_mode="center",
     )
     resnet = _timm.data_config("timm/resnet10t")  # trained at 176, tested at 224: 176
     assert resnet.size == (176, 176) and resnet.mean == (0.485, 0.456, 0.406)
