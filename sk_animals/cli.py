@@ -238,7 +238,7 @@ def _compare(args):
             raise UsageError(f"--weights: {exc}") from None
 
     from .datasets import make_image_folder
-    from .evaluation import compare
+    from .evaluation import NotEnoughImagesError, compare
     from .protocols import demo_protocol, paper_protocol
 
     common = {
@@ -290,6 +290,8 @@ def _compare(args):
             checkpoint_dir=checkpoint,
             verbose=0 if args.quiet else 1,
         )
+    except NotEnoughImagesError as exc:  # bad input, found before any training
+        raise UsageError(str(exc)) from None
     except KeyboardInterrupt:
         kept = "nothing"
         if saved:

@@ -137,6 +137,10 @@ def _load(data):
     return load_folder(data, verify=True, n_jobs=-1)
 
 
+class NotEnoughImagesError(ValueError):
+    """A class has too few images for the folds and the hold-out (found before training)."""
+
+
 def _check_enough(y, approaches, cv, validation_fraction, random_state):
     """Refuse, before any work, a class too small for the folds and the hold-out."""
     for approach in approaches:
@@ -146,7 +150,7 @@ def _check_enough(y, approaches, cv, validation_fraction, random_state):
         for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
             n_valid = int(np.ceil(count * validation_fraction))
             if n_valid < 1 or count - n_valid < max(cv or 0, 2):
-                raise ValueError(
+                raise NotEnoughImagesError(
                     f"class {str(label)!r} has {count} images: too few for {cv or 0} folds "
                     f"plus a {validation_fraction:.0%} validation hold-out ({approach.name}); "
                     "use fewer folds or add images"
@@ -745,10 +749,12 @@ def compare(
 
     Raises
     ------
+    NotEnoughImagesError
+        A class has too few images for the test set, the folds and the hold-out
+        (a ``ValueError``, checked before any training).
     ValueError
-        A class has too few images for the test set, the folds and the hold-out, or
         ``label_issues=True`` or ``drop_label_issues`` without an approach on frozen
-        features (checked before any training).
+        features (checked before any loading).
     """
     from .audit import audit_images
 

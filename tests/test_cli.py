@@ -239,6 +239,14 @@ def test_nonsense_options_fail_before_any_work(small_folder, tmp_path, capsys, e
     assert "Traceback" not in err and not (tmp_path / "o" / "metrics.json").exists()
 
 
+def test_a_class_too_small_for_the_folds_is_one_line_and_exit_2(small_folder, tmp_path, capsys):
+    argv = ["compare", str(small_folder), "--out", str(tmp_path / "o"), "--cv", "8"]
+    assert main([*argv, "--approaches", "scratch"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "too few for 8 folds" in err and "error:" in err
+    assert "traceback" not in err
+
+
 def test_bad_out_folders_fail_before_any_work(small_folder, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     locked = tmp_path / "locked"
