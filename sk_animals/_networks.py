@@ -285,6 +285,9 @@ class TransferNet(nn.Module):
         ``"none"`` fine-tunes everything; ``"body"`` trains the new head only; an int
         ``k`` freezes the first ``k`` blocks and the stem before them (see
         ``backbone_spec``).
+    batch_norm : {"train", "frozen"}, default="train"
+        ``"frozen"`` keeps every batch-norm layer in eval mode (its pretrained running
+        statistics) in training too, while its scale and shift still learn.
 
     Attributes
     ----------
@@ -296,7 +299,9 @@ class TransferNet(nn.Module):
         torchvision model).
     """
 
-    def __init__(self, n_classes, backbone="alexnet", weights="DEFAULT", freeze="none"):
+    def __init__(
+        self, n_classes, backbone="alexnet", weights="DEFAULT", freeze="none", batch_norm="train"
+    ):
         super().__init__()
         if _timm.is_timm(backbone):
             self.model = _timm.create(backbone, weights, n_classes)
@@ -322,7 +327,8 @@ class TransferNet(nn.Module):
         self.frozen = [
             m
             for m in self.model.modules()
-            if m._parameters and not any(p.requires_grad for p in m.parameters(recurse=False))
+            if (m._parameters and not any(p.requires_grad for p in m.parameters(recurse=False)))
+            or (batch_norm == "frozen" and isinstance(m, nn.modules.batchnorm._BatchNorm))
         ]
 
     def train(self, mode=True):

@@ -123,6 +123,13 @@ class TransferClassifier(ImageClassifier):
         groups (``group_matcher(coarse=True)``): the stem, then each stage (ResNet:
         5 blocks, EfficientNet: 8, ConvNeXt: 6, ViT: the patch embedding and each
         transformer block). Frozen batch-norm layers keep their ImageNet statistics.
+    batch_norm : {"train", "frozen"}, default="train"
+        ``"train"``: the batch-norm layers that train normalise each batch by its own
+        statistics and move their running statistics to the new images (torch's
+        default). ``"frozen"``: every batch-norm layer keeps the pretrained running
+        statistics in training too (eval mode), while its scale and shift still learn;
+        with ``init_head="probe"`` the features the probe was fitted on stay the same
+        when fine-tuning starts. Backbones without batch norm (ViT) are unaffected.
     head_lr_factor : float, default=20
         The new head learns at ``head_lr_factor * lr`` (MATLAB's
         WeightLearnRateFactor/BiasLearnRateFactor); follows ``lr`` when it is tuned.
@@ -136,7 +143,8 @@ class TransferClassifier(ImageClassifier):
         distorting the features to fit a random head. Needs a single linear (or 1x1
         convolution) head.
     module : torch.nn.Module class, default=TransferNet
-        Built with ``n_classes``, ``backbone``, ``weights`` and ``freeze``.
+        Built with ``n_classes``, ``backbone``, ``weights`` and ``freeze`` (and
+        ``batch_norm`` when it is not ``"train"``).
     lr : float, default=1e-4
         Learning rate of the backbone.
     max_epochs : int, default=6
@@ -175,6 +183,7 @@ class TransferClassifier(ImageClassifier):
         freeze="none",
         head_lr_factor=20.0,
         init_head="random",
+        batch_norm="train",
         module=TransferNet,
         lr=1e-4,
         max_epochs=6,
@@ -187,6 +196,7 @@ class TransferClassifier(ImageClassifier):
         self.freeze = freeze
         self.head_lr_factor = head_lr_factor
         self.init_head = init_head
+        self.batch_norm = batch_norm
 
     _parameter_constraints = {
         **ImageClassifier._parameter_constraints,
@@ -195,7 +205,12 @@ class TransferClassifier(ImageClassifier):
         "freeze": _FREEZE,
         "head_lr_factor": [Interval(Real, 0, None, closed="neither")],
         "init_head": [StrOptions({"random", "probe"})],
+        "batch_norm": [StrOptions({"train", "frozen"})],
     }
+
+    def __setstate__(self, state):
+        state.setdefault("batch_norm", "train")  # pickled before batch_norm existed
+        super().__setstate__(state)
 
     def _check_params(self):
         super()._check_params()
@@ -211,6 +226,8 @@ class TransferClassifier(ImageClassifier):
             # a saved model's weights come from its file, not from the pretrained ones
             "weights": None if self.__dict__.get("_restoring_") else self.weights,
             "freeze": self.freeze,
+            # only when asked for: a module class of the user's need not take it
+            **({"batch_norm": self.batch_norm} if self.batch_norm != "train" else {}),
         }
 
     def initialize_module(self):

@@ -134,6 +134,27 @@ def test_frozen_parameters_unchanged_by_fit(shapes, freeze):
         torch.testing.assert_close(clf.module_.model.bn1.running_mean, stats)
 
 
+@pytest.mark.parametrize("backbone", ["resnet18", "timm/resnet10t"])
+def test_frozen_batch_norm_keeps_the_statistics_and_trains_the_rest(shapes, backbone):
+    X, y = shapes
+    clf = TransferClassifier(backbone, weights=None, batch_norm="frozen", max_epochs=0, verbose=0)
+    clf.fit(X[:8], y[:8])
+    norms = [m for m in clf.module_.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    stats = [m.running_mean.clone() for m in norms]
+    before = {n: p.detach().clone() for n, p in clf.module_.named_parameters()}
+    clf.set_params(max_epochs=1, lr=0.05, warm_start=True).fit(X[:16], y[:16])
+    for m, s in zip(norms, stats, strict=True):
+        torch.testing.assert_close(m.running_mean, s)  # eval mode in training
+    assert all(not torch.equal(p, before[n]) for n, p in clf.module_.named_parameters())
+    trained = clone(clf).set_params(batch_norm="train", warm_start=False).fit(X[:16], y[:16])
+    assert not torch.equal(trained.module_.model.bn1.running_mean, stats[0])  # torch's default
+    state = clf.__getstate__()
+    state.pop("batch_norm")  # a classifier pickled before the parameter existed
+    old = TransferClassifier.__new__(TransferClassifier)
+    old.__setstate__(state)
+    assert old.get_params()["batch_norm"] == "train"
+
+
 def test_alexnet_preset_matches_the_paper():
     clf = AlexNetTransferClassifier()
     assert (clf.backbone, clf.weights, clf.freeze) == ("alexnet", "DEFAULT", "none")
@@ -231,6 +252,7 @@ def test_user_param_groups_are_honoured_beside_the_head(shapes):
         ({"head_lr_factor": 0}, (4, 64, 64, 3), "'head_lr_factor' parameter"),
         ({"freeze": 99}, (4, 64, 64, 3), "freeze=99 but squeezenet1_1 has 13 blocks"),
         ({"freeze": "all"}, (4, 64, 64, 3), "'freeze' parameter"),
+        ({"batch_norm": "eval"}, (4, 64, 64, 3), "'batch_norm' parameter"),
         ({"backbone": "vgg99"}, (4, 64, 64, 3), "unknown backbone 'vgg99' \\(did you mean vgg"),
         ({"backbone": "timm/resnet10"}, (4, 64, 64, 3), "did you mean timm/resnet10t"),
         ({}, (4, 8, 8, 3), "images of 8x8 are too small for backbone='squeezenet1_1'"),
