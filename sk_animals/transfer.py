@@ -123,13 +123,6 @@ class TransferClassifier(ImageClassifier):
         groups (``group_matcher(coarse=True)``): the stem, then each stage (ResNet:
         5 blocks, EfficientNet: 8, ConvNeXt: 6, ViT: the patch embedding and each
         transformer block). Frozen batch-norm layers keep their ImageNet statistics.
-    batch_norm : {"train", "frozen"}, default="train"
-        ``"train"``: the batch-norm layers that train normalise each batch by its own
-        statistics and move their running statistics to the new images (torch's
-        default). ``"frozen"``: every batch-norm layer keeps the pretrained running
-        statistics in training too (eval mode), while its scale and shift still learn;
-        with ``init_head="probe"`` the features the probe was fitted on stay the same
-        when fine-tuning starts. Backbones without batch norm (ViT) are unaffected.
     head_lr_factor : float, default=20
         The new head learns at ``head_lr_factor * lr`` (MATLAB's
         WeightLearnRateFactor/BiasLearnRateFactor); follows ``lr`` when it is tuned.
@@ -142,6 +135,13 @@ class TransferClassifier(ImageClassifier):
         augmentation), so that fine-tuning starts from the probe's solution instead of
         distorting the features to fit a random head. Needs a single linear (or 1x1
         convolution) head.
+    batch_norm : {"train", "frozen"}, default="train"
+        ``"train"``: the batch-norm layers that train normalise each batch by its own
+        statistics and move their running statistics to the new images (torch's
+        default). ``"frozen"``: every batch-norm layer keeps the pretrained running
+        statistics in training too (eval mode), while its scale and shift still learn;
+        with ``init_head="probe"`` the features the probe was fitted on stay the same
+        when fine-tuning starts. Backbones without batch norm (ViT) are unaffected.
     module : torch.nn.Module class, default=TransferNet
         Built with ``n_classes``, ``backbone``, ``weights`` and ``freeze`` (and
         ``batch_norm`` when it is not ``"train"``).
