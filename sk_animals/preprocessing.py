@@ -514,7 +514,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
 
     def __setstate__(self, state):
         # loaders pickled before crop_pct existed kept the whole resized image
-        self.__dict__.update({"crop_pct": 1.0, **state})
+        super().__setstate__({"crop_pct": 1.0, **state})
 
     def fit(self, X=None, y=None):
         """Validate the parameters; nothing is learned.
