@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import IMAGE_EXTENSIONS, _read_table
-from .preprocessing import ImageLoader, _load_all
+from .preprocessing import ImageLoader
 
 __all__ = ["find_images", "predict_files", "write_predictions"]
 
@@ -84,9 +84,7 @@ def _decode(loader, paths):
     """
     if loader is None:
         return paths, {}
-    out, failures = _load_all(
-        paths, loader.size, loader.resize, loader.interpolation, -1, loader.crop_pct
-    )
+    out, failures = loader._load_all(paths, -1)
     errors = {i: reason for i, _, reason in failures}
     good = [i for i in range(len(paths)) if i not in errors]
     return (out[good] if good else None), errors

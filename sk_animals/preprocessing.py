@@ -567,12 +567,15 @@ class ImageLoader(TransformerMixin, BaseEstimator):
                 )
                 return cache.load(items, keys, self.n_jobs)
             X = items
-        out, errors = _load_all(
-            X, self.size, self.resize, self.interpolation, self.n_jobs, self.crop_pct
-        )
+        out, errors = self._load_all(X, self.n_jobs)
         if errors:
             raise ImageLoadError(errors)
         return out
+
+    def _load_all(self, X, n_jobs):
+        """Every image of ``X`` decoded by these settings, uncached: ``(images, failures)``,
+        the failures as ``(position, name, reason)`` (their rows of ``images`` are unset)."""
+        return _load_all(X, self.size, self.resize, self.interpolation, n_jobs, self.crop_pct)
 
     def _fitted_state(self):
         """Nothing is learned: no values, no tensors (see ``sk_animals.persistence``)."""
