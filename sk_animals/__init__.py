@@ -11,7 +11,6 @@ from ._version import __version__  # noqa: F401  (the package's version)
 #: Every public object and its one documented home; each is imported on first use.
 _HOMES = {
     # loading images and data sets
-    "ImageLoadError": "preprocessing",
     "ImageLoader": "preprocessing",
     "find_bad_images": "preprocessing",
     "fetch_animals10": "datasets",
@@ -43,6 +42,12 @@ _HOMES = {
     "write_predictions": "prediction",
     "save": "persistence",
     "load": "persistence",
+    # errors
+    "FileWriteError": "exceptions",
+    "ImageLoadError": "exceptions",
+    "NotEnoughImagesError": "exceptions",
+    "ResumeError": "exceptions",
+    "RunInProgressError": "exceptions",
 }
 
 __all__ = sorted(_HOMES)

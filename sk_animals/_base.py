@@ -9,6 +9,7 @@ that draw the paper's curves. Tensor code lives in ``_tensors``, callbacks in
 """
 
 from contextlib import contextmanager
+from contextvars import ContextVar
 from numbers import Integral, Real
 
 import numpy as np
@@ -45,6 +46,10 @@ from ._tensors import (
     to_network_input,
 )
 from ._training import PRECISIONS, StopEarly, TrainingMixin, resolve_precision
+
+#: True while a saved estimator rebuilds its network (``_restore_fitted_state``): its
+#: weights come from the file's tensors, so ``_module_kwargs`` asks for no pretrained ones.
+RESTORING = ContextVar("sk_animals_restoring", default=False)
 
 __all__ = ["ImageClassifier", "check_images"]
 
@@ -333,12 +338,12 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
         weight = tensors.get("class_weight_")
         self.class_weight_ = None if weight is None else weight.numpy()
         self._stats_on_device_ = {}
-        self._restoring_ = True  # read by _module_kwargs: the weights come from tensors
+        token = RESTORING.set(True)  # read by _module_kwargs: the weights come from tensors
         try:
             with torch.random.fork_rng(devices=[]):
                 self.initialize()
         finally:
-            del self._restoring_
+            RESTORING.reset(token)
         # what fit ran, kept for predict; files before precision_ was recorded ran what
         # their parameter said ("auto" did not exist yet)
         self.precision_ = values.get("precision_", self.precision)

@@ -15,6 +15,7 @@ from skorch.dataset import get_len, unpack_data
 
 from ._callbacks import IterationLRSchedule
 from ._tensors import MappedPages
+from .exceptions import StopEarly
 
 __all__ = ["PRECISIONS", "StopEarly", "TrainingMixin", "native_bf16", "resolve_precision"]
 
@@ -38,10 +39,6 @@ def resolve_precision(precision, device):
     if precision != "auto":
         return precision
     return "bf16" if native_bf16(device) else "fp32"
-
-
-class StopEarly(Exception):
-    """A callback (skorch's EarlyStopping) ended training on purpose."""
 
 
 def _images_of(dataset):

@@ -163,7 +163,13 @@ def _column(values, name, n):
     return values
 
 
-def audit_images(paths, labels, *, splits=None, near_threshold=4, hash_size=8, n_jobs=None):
+#: :func:`audit_images`' defaults.
+NEAR_THRESHOLD, HASH_SIZE = 4, 8
+
+
+def audit_images(
+    paths, labels, *, splits=None, near_threshold=NEAR_THRESHOLD, hash_size=HASH_SIZE, n_jobs=None
+):
     """Find duplicate and near-duplicate images, label conflicts and leaks across splits.
 
     Each file is hashed twice: its bytes (BLAKE2b) for exact copies, and its decoded
@@ -218,7 +224,24 @@ def audit_images(paths, labels, *, splits=None, near_threshold=4, hash_size=8, n
     for name, value, low in [("near_threshold", near_threshold, 0), ("hash_size", hash_size, 2)]:
         if int(value) != value or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    fingerprints = _fingerprints(paths, hash_size, n_jobs)
+    return _audit(paths, labels, splits, _fingerprints(paths, hash_size, n_jobs), near_threshold)
+
+
+def _fingerprint_images(paths, n_jobs=-1):
+    """The fingerprints :func:`audit_images` computes, with its defaults, for reuse."""
+    return _fingerprints(_as_paths(paths), HASH_SIZE, n_jobs)
+
+
+def _audit_fingerprinted(paths, labels, splits, fingerprints):
+    """:func:`audit_images` with its defaults, on fingerprints already computed."""
+    paths = _as_paths(paths)
+    labels = _column(labels, "labels", len(paths))
+    splits = None if splits is None else _column(splits, "splits", len(paths))
+    return _audit(paths, labels, splits, fingerprints, NEAR_THRESHOLD)
+
+
+def _audit(paths, labels, splits, fingerprints, near_threshold):
+    """:func:`audit_images` on fingerprints already computed (a subset reuses them)."""
     digests = [d for d, _, _ in fingerprints]
     exact = _by_key(digests)
     same_hash = _by_key([h for _, h, _ in fingerprints])

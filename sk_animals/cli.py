@@ -5,24 +5,21 @@ scikit-learn) are imported only by the command that runs, so ``--help`` is insta
 """
 
 import argparse
-import json
 import os
-import shutil
 import sys
 import tempfile
 import traceback
 from pathlib import Path
 
 from ._backbones import BACKBONES
+from .exceptions import (
+    BadInputError,
+    FileWriteError,
+    Interrupted,
+    RunInProgressError,
+    UsageError,
+)
 from .protocols import APPROACHES, DEMO, DEMO_WEIGHTS, PAPER
-
-
-class UsageError(Exception):
-    """A bad option, found before any work: one line, exit code 2."""
-
-
-class Interrupted(Exception):
-    """Ctrl-C: one line saying what was kept, exit code 130."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -126,10 +123,12 @@ def _check_device(device):
 
 def _check_out_folder(out, overwrite):
     """``--out`` can be written to and holds no earlier run, unless ``overwrite``."""
+    from .runs import LOCK
+
     for parent in [out, *out.parents]:
         if parent.exists() and not parent.is_dir():
             raise UsageError(f"--out {str(out)!r}: {str(parent)!r} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if out.is_dir() and any(p.name != LOCK for p in out.iterdir()) and not overwrite:
         raise UsageError(
             f"--out {str(out)!r} exists and is not empty; choose another folder or "
             "pass --overwrite to replace the files of the earlier run"
@@ -139,58 +138,33 @@ def _check_out_folder(out, overwrite):
         raise UsageError(f"--out {str(out)!r} cannot be written to: {str(existing)!r} is locked")
 
 
-def _clear_previous_run(out):
-    """Remove what an earlier ``compare`` wrote into ``out``, so a report never mixes runs.
-
-    The report files (``sk_animals.report.REPORT_PATTERNS``) and the ``<approach>.skmodel``
-    models that the earlier run's metrics.json names; nothing else.
-    """
-    from .report import REPORT_PATTERNS
-
-    names = []
-    try:
-        names = [a["name"] for a in json.loads((out / "metrics.json").read_text())["approaches"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # no earlier run, or not one of ours: only the report files go
-    for pattern in (*REPORT_PATTERNS, *(f"{name}.skmodel" for name in names)):
-        for path in out.glob(pattern):
-            path.unlink()
+#: How ``compare``'s arguments are spelled on the command line, for ``--resume``'s errors.
+_OPTIONS = {
+    "data": "DATA_DIR",
+    "random_state": "--seed",
+    "test_size": "--test-size",
+    "cv": "--cv",
+    "budgets": "--budgets",
+    "target_accuracy": "--target-accuracy",
+    "dedupe": "--dedupe",
+    "label_issues": "--no-label-issues",
+    "drop_label_issues": "--drop-label-issues",
+    "approaches": "--approaches",
+}
 
 
-#: The folder of ``--out`` where a running comparison keeps its finished approaches.
-CHECKPOINT = "checkpoint"
-#: Options that change no result: a resumed run may differ in these.
-_NOT_RESULTS = {"out", "overwrite", "resume", "quiet", "verbose", "debug", "cache_dir", "n_jobs"}
-
-
-def _run_arguments(args):
-    """The options of a compare run that change its results, as JSON values."""
-    values = {k: v for k, v in vars(args).items() if k not in _NOT_RESULTS and not callable(v)}
-    if values.get("data_dir") is not None:
-        values["data_dir"] = str(Path(values["data_dir"]).resolve())
-    return json.loads(json.dumps(values, default=str))
-
-
-def _check_resume(args, checkpoint):
-    """``--resume``: there is an interrupted run in ``--out`` and it had these arguments."""
-    saved = checkpoint / "arguments.json"
-    if not saved.is_file():
-        raise UsageError(
-            f"--resume: {str(args.out)!r} holds no interrupted run to resume (no "
-            f"{CHECKPOINT}/arguments.json); run without --resume"
-        )
-    before, now = json.loads(saved.read_text()), _run_arguments(args)
-    changed = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
-    if changed:
-        names = ", ".join(
-            f"{'--' + k.replace('_', '-') if k != 'data_dir' else 'DATA_DIR'} "
-            f"(was {before.get(k)!r}, now {now.get(k)!r})"
-            for k in changed
-        )
-        raise UsageError(
-            f"--resume: the interrupted run had other arguments: {names}; give the same "
-            "ones, or start afresh with --overwrite"
-        )
+def _changed_options(exc):
+    """``--resume``'s one line for a :class:`~sk_animals.exceptions.ResumeError`: the
+    options that changed, as the command line spells them."""
+    top = {}
+    for key, before, now in exc.changed:
+        name, *inner = key.split(".")
+        if name == "approaches" and inner:  # a setting of one approach's pipeline
+            top.setdefault(f"the {inner[0]} approach's {inner[-1]}", (before, now))
+        else:
+            top.setdefault(_OPTIONS.get(name, name), (before, now))
+    plain = {k: v for k, v in top.items() if not k.startswith("the ")} or top
+    return ", ".join(f"{k} (was {b!r}, now {n!r})" for k, (b, n) in list(plain.items())[:4])
 
 
 def _check_weights(backbone, weights):
@@ -214,19 +188,27 @@ def _compare(args):
         if given:
             names = ", ".join("--" + o.replace("_", "-") for o in given)
             raise UsageError(f"{names}: the demo has its own settings; drop them or give DATA_DIR")
-    if args.target_accuracy is not None and not args.budgets:
-        raise UsageError("--target-accuracy forecasts from the budget curve: give --budgets too")
-    if args.drop_label_issues and ("probe" not in args.approaches or not args.test_size):
-        raise UsageError(
-            "--drop-label-issues: the probe approach finds the label errors and the test set "
-            "is needed; add probe to --approaches and keep --test-size above 0"
-        )
+    from .runs import folder_lock
+
     out = Path(args.out)
-    checkpoint = out / CHECKPOINT
-    if args.resume:
-        _check_resume(args, checkpoint)
-    else:
+    if not args.resume:
         _check_out_folder(out, args.overwrite)
+    with folder_lock(out, "sk-animals compare"):  # a second run on --out fails here
+        return _compare_in(args, out)
+
+
+def _compare_in(args, out):
+    """``compare`` with ``--out`` held: check the rest, build the approaches, run, report."""
+    from .runs import CHECKPOINT, RunStore
+
+    store = RunStore(out / CHECKPOINT)
+    if args.resume and not store.has_run():
+        raise UsageError(
+            f"--resume: {str(args.out)!r} holds no interrupted run to resume (no "
+            f"{CHECKPOINT} folder with its arguments); run without --resume"
+        )
+    if not args.resume:
+        _check_out_folder(out, args.overwrite)  # again, now that nobody else writes here
     _check_device(args.device)
     protocol = DEMO if args.demo else PAPER
     backbone = args.backbone or protocol.backbone
@@ -238,8 +220,10 @@ def _compare(args):
             raise UsageError(f"--weights: {exc}") from None
 
     from .datasets import make_image_folder
-    from .evaluation import NotEnoughImagesError, compare
+    from .evaluation import compare
+    from .exceptions import BadInputError, ResumeError
     from .protocols import demo_protocol, paper_protocol
+    from .report import remove_report
 
     common = {
         "device": args.device,
@@ -247,9 +231,14 @@ def _compare(args):
         "verbose": 2 * args.verbose,
         "cache_dir": args.cache_dir,
     }
+    if args.overwrite and not args.resume:
+        remove_report(out)
+        store.clear()
     if args.demo:
         approaches = demo_protocol(approaches=args.approaches, weights=weights, **common)
-        data = make_image_folder(**DEMO.data, random_state=args.seed)
+        data = store.path("demo-data")  # in the run's folder: a resumed run finds them
+        if not data.is_dir():
+            make_image_folder(data, **DEMO.data, random_state=args.seed)
     else:
         approaches = paper_protocol(
             approaches=args.approaches,
@@ -261,12 +250,6 @@ def _compare(args):
             **common,
         )
         data = args.data_dir
-    if args.overwrite and not args.resume:
-        _clear_previous_run(out)
-        shutil.rmtree(checkpoint, ignore_errors=True)
-    if not args.resume:
-        checkpoint.mkdir(parents=True, exist_ok=True)
-        (checkpoint / "arguments.json").write_text(json.dumps(_run_arguments(args), indent=1))
     saved = []
 
     def save(result, name):
@@ -287,26 +270,32 @@ def _compare(args):
             random_state=args.seed,
             n_jobs=args.n_jobs,
             on_approach=save,
-            checkpoint_dir=checkpoint,
+            checkpoint_dir=store.folder,
             verbose=0 if args.quiet else 1,
         )
-    except NotEnoughImagesError as exc:  # bad input, found before any training
-        raise UsageError(str(exc)) from None
+    except ResumeError as exc:
+        if not exc.changed:
+            raise UsageError(f"--resume: {exc}") from None
+        raise UsageError(
+            f"--resume: the interrupted run had other arguments: {_changed_options(exc)}; give "
+            "the same ones, or start afresh with --overwrite"
+        ) from None
+    except BadInputError as exc:  # bad input, found before any training
+        option = _OPTIONS.get(exc.parameter)
+        raise UsageError(f"{option}: {exc}" if option else str(exc)) from None
     except KeyboardInterrupt:
         kept = "nothing"
         if saved:
             kept = f"the finished {', '.join(saved)} results are in {out}"
-        if any(checkpoint.glob("*.checkpoint")):
+        if store.has_units():
             kept += "; run the same command with --resume to go on"
         raise Interrupted(
             f"interrupted: no result of the run in progress was saved; {kept}"
         ) from None
     finally:
-        if args.demo:
-            shutil.rmtree(data, ignore_errors=True)
-        if not any(checkpoint.glob("*.checkpoint")):  # nothing finished: nothing to resume
-            shutil.rmtree(checkpoint, ignore_errors=True)
-    shutil.rmtree(checkpoint, ignore_errors=True)  # finished: nothing left to resume
+        if not store.has_units():  # nothing finished: nothing to resume
+            store.clear()
+    store.clear()  # finished: nothing left to resume
     if not args.quiet:
         print("\n".join(result.verdicts()), end="\n\n")
         print(result.to_markdown())
@@ -434,13 +423,15 @@ def _predict(args):
 
         rows = tqdm(rows, total=len(paths), unit="image", leave=False)
     if out is not None:
-        partial = out.with_name(out.name + ".partial")
+        from ._files import atomic_write
+
         try:
-            with open(partial, "w", newline="", encoding="utf-8") as f:
+            with atomic_write(out, newline="", keep_on_interrupt=True) as f:
                 done, failed = write_predictions(rows, classes, f, top_k=args.top_k)
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted: the rows written so far are in {partial}") from None
-        partial.replace(out)
+            raise Interrupted(
+                f"interrupted: the rows written so far are in {out}.partial"
+            ) from None
     else:
         done, failed = _print_predictions(rows, classes, args.json, args.top_k)
     if failed and not args.quiet:
@@ -722,9 +713,12 @@ def main(argv=None):
     prog = f"sk-animals {args.command}"
     try:
         return args.run(args)
-    except UsageError as exc:
+    except (UsageError, BadInputError, RunInProgressError) as exc:  # before any work
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except FileWriteError as exc:  # named file, nothing half-written left under its name
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
     except (Interrupted, KeyboardInterrupt) as exc:
         print(f"{prog}: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130

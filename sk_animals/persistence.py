@@ -25,6 +25,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from sklearn.pipeline import Pipeline
 
+from ._files import atomic_path
 from ._networks import PaperCNN, ResidualCNN, TransferNet
 from ._version import __version__
 from .preprocessing import ImageLoader
@@ -36,7 +37,7 @@ from .transfer import (
     TransferClassifier,
 )
 
-__all__ = ["FORMAT_VERSION", "SUFFIX", "load", "save"]
+__all__ = ["FORMAT_VERSION", "SUFFIX", "load", "save", "unsavable"]
 
 #: Bumped when a file of this version could not be read by older code. Version 2 names
 #: sk_animals' classes by their registry name; version 1 files (dotted module paths) load.
@@ -177,6 +178,27 @@ def _state(name, est):
     return values, {f"{name}.{key}": tensor for key, tensor in tensors.items()}
 
 
+def unsavable(estimator):
+    """Why the format cannot store ``estimator`` (a step of another class), or None.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sk_animals.persistence import unsavable
+    >>> unsavable(LogisticRegression())[:49]
+    "cannot save step 'estimator' (LogisticRegression)"
+    """
+    steps = estimator.steps if isinstance(estimator, Pipeline) else [("estimator", estimator)]
+    for name, est in steps:
+        kind = type(est).__name__
+        if REGISTRY.get(kind) is not type(est) or kind not in _ESTIMATORS:
+            return (
+                f"cannot save step {name!r} ({kind}): the safe format knows "
+                f"{', '.join(sorted(_ESTIMATORS))}"
+            )
+    return None
+
+
 def save(estimator, path):
     """Save a fitted model as safetensors plus JSON, to be read back by :func:`load`.
 
@@ -226,17 +248,12 @@ def save(estimator, path):
     >>> bool((loaded.predict_proba(X) == clf.predict_proba(X)).all())
     True
     """
+    reason = unsavable(estimator)
+    if reason is not None:
+        raise TypeError(f"{reason}; save other models with joblib")
     pipeline = isinstance(estimator, Pipeline)
     steps, tensors, dropped = [], {}, {}
     for name, est in estimator.steps if pipeline else [("estimator", estimator)]:
-        if (
-            REGISTRY.get(type(est).__name__) is not type(est)
-            or type(est).__name__ not in _ESTIMATORS
-        ):
-            raise TypeError(
-                f"cannot save step {name!r} ({type(est).__name__}): the safe format knows "
-                f"{', '.join(sorted(_ESTIMATORS))}; save other models with joblib"
-            )
         params, dropped[name] = _params(est)
         fitted, step_tensors = _state(name, est)
         tensors.update(step_tensors)
@@ -264,9 +281,8 @@ def save(estimator, path):
 
 
 def _write(path, doc, tensors):
-    partial = f"{os.fspath(path)}.partial"  # a crash never leaves a truncated model behind
-    save_file(tensors, partial, metadata={_KEY: json.dumps(doc)})
-    os.replace(partial, path)
+    with atomic_path(path) as partial:  # a crash never leaves a truncated model behind
+        save_file(tensors, partial, metadata={_KEY: json.dumps(doc)})
 
 
 def _read(path):

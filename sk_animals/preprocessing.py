@@ -23,6 +23,8 @@ from PIL import Image, ImageOps
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .exceptions import ImageLoadError
+
 __all__ = ["ImageLoadError", "ImageLoader", "find_bad_images"]
 
 INTERPOLATIONS = {
@@ -37,29 +39,6 @@ RESIZE_POLICIES = ("stretch", "crop", "pad")
 BACKGROUND = (255, 255, 255)  # transparent pixels and letterbox bars become white
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _HIGH_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
-
-
-class ImageLoadError(ValueError):
-    """Raised when one or more images cannot be read; lists every bad one.
-
-    Attributes
-    ----------
-    errors : list of (int, str, str)
-        One ``(position, name, reason)`` per bad item; ``name`` is the path for files.
-    """
-
-    def __init__(self, errors):
-        self.errors = list(errors)
-        shown = "\n".join(f"  [{i}] {name}: {reason}" for i, name, reason in self.errors[:50])
-        more = f"\n  ... and {len(self.errors) - 50} more" if len(self.errors) > 50 else ""
-        super().__init__(
-            f"{len(self.errors)} image(s) could not be loaded:\n{shown}{more}\n"
-            "Remove or replace them before fitting: sk_animals.preprocessing.find_bad_images(X) "
-            "lists them, and load_image_folder(..., verify=True) skips them."
-        )
-
-    def __reduce__(self):
-        return type(self), (self.errors,)
 
 
 def _as_size(size):

@@ -150,6 +150,55 @@ class Approach:
         """The side of the images the loader makes."""
         return self.pipeline[0].size
 
+    @property
+    def n_fixed(self):
+        """How many leading steps learn nothing from the images: loaders and frozen features.
+
+        They are fitted once and transform every image once, for all folds and budgets.
+        """
+        from .preprocessing import ImageLoader
+        from .transfer import PretrainedFeatures
+
+        steps = self.pipeline.steps
+        fixed = 0
+        while fixed < len(steps) - 1 and isinstance(
+            steps[fixed][1], ImageLoader | PretrainedFeatures
+        ):
+            fixed += 1
+        return fixed
+
+    @property
+    def features(self):
+        """The frozen-feature step (:class:`~sk_animals.transfer.PretrainedFeatures`) among
+        the fixed steps, or None."""
+        from .transfer import PretrainedFeatures
+
+        fixed = self.pipeline.steps[: self.n_fixed]
+        return next((s for _, s in fixed if isinstance(s, PretrainedFeatures)), None)
+
+    @property
+    def backbone_step(self):
+        """The step that holds the pretrained backbone (a transfer classifier or frozen
+        features), or None."""
+        from .transfer import PretrainedFeatures, TransferClassifier
+
+        kinds = TransferClassifier | PretrainedFeatures
+        return next((s for _, s in self.pipeline.steps if isinstance(s, kinds)), None)
+
+    def decoder(self):
+        """A fitted copy of the fixed leading steps (the images go through them once)."""
+        from sklearn.base import clone
+
+        decoder = clone(self.pipeline[: self.n_fixed])
+        for _, step in decoder.steps:
+            step.fit()  # they learn nothing from the images
+        return decoder
+
+    def model(self):
+        """What is fitted on the decoded images: the classifier, or the steps up to it."""
+        rest = self.pipeline[self.n_fixed :]
+        return rest if len(rest) > 1 else rest[0]
+
 
 def _approaches(
     protocol,

@@ -18,11 +18,14 @@ import numpy as np
 from matplotlib.figure import Figure  # figures for files: no pyplot, no backend switch
 from sklearn.metrics import ConfusionMatrixDisplay
 
+from ._files import write_bytes, write_text
 from .preprocessing import ImageLoader
 
 #: The files :func:`write_report` writes: these, and per approach ``<name>_<figure>.png``
 #: for each of ``FIGURES``.
-REPORT_FILES = ("report.md", "report.html", "metrics.json", "budget_curve.png", "label_issues.png")
+REPORT_MD, REPORT_HTML, METRICS = "report.md", "report.html", "metrics.json"
+BUDGET_CURVE, LABEL_ISSUES = "budget_curve.png", "label_issues.png"
+REPORT_FILES = (REPORT_MD, REPORT_HTML, METRICS, BUDGET_CURVE, LABEL_ISSUES)
 FIGURES = ("curves", "confusion", "predictions", "mistakes", "reliability")
 #: Glob patterns of every file :func:`write_report` may write.
 REPORT_PATTERNS = (*REPORT_FILES, *(f"*_{figure}.png" for figure in FIGURES))
@@ -285,7 +288,7 @@ class _Document:
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=100)
         data = buffer.getvalue()
-        (self.out / name).write_bytes(data)
+        write_bytes(self.out / name, data)
         self.md += [f"![{alt}]({name})", ""]
         encoded = base64.b64encode(data).decode("ascii")
         self.html.append(f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}">')
@@ -301,6 +304,25 @@ _STYLE = (
     "img{max-width:100%;height:auto;display:block;margin:8px 0}"
     "p,li{overflow-wrap:anywhere}"  # long file paths wrap instead of widening the page
 )
+
+
+def remove_report(out_dir):
+    """Remove what an earlier :func:`write_report` and ``ComparisonResult.save`` wrote into
+    ``out_dir``, so that a report never mixes runs: the report files
+    (:data:`REPORT_PATTERNS`) and the models of the approaches its metrics.json names;
+    nothing else.
+    """
+    from .persistence import SUFFIX
+
+    out = Path(out_dir)
+    names = []
+    try:
+        names = [a["name"] for a in json.loads((out / METRICS).read_text())["approaches"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no earlier run, or not one of ours: only the report files go
+    for pattern in (*REPORT_PATTERNS, *(f"{name}{SUFFIX}" for name in names)):
+        for path in out.glob(pattern):
+            path.unlink()
 
 
 def write_report(result, out_dir):
@@ -321,7 +343,8 @@ def write_report(result, out_dir):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     doc = _Document(out)
-    doc.heading("Scratch vs transfer: comparison report", level=1)
+    compared = " vs ".join(r.name for r in result.approaches) or "no approach"
+    doc.heading(f"{compared[0].upper()}{compared[1:]}: comparison report", level=1)
     for sentence in result.verdicts():
         doc.paragraph(sentence, css="verdict")
     if result.budget_forecast:  # the forecast in one sentence after the verdict
@@ -338,7 +361,7 @@ def write_report(result, out_dir):
         doc.items(result.budget_matches() or ["no approach matched another with fewer images"])
         doc.items(result.forecast_sentences())
         figure = plot_budget_curve(result.budget_curve, result.budget_forecast)
-        doc.figure(figure, REPORT_FILES[3], "budget curve")
+        doc.figure(figure, BUDGET_CURVE, "budget curve")
     if any(r.test_report for r in result.approaches):
         doc.heading("Per-class precision, recall and F1 on the test set")
         doc.table(*_test_report_table(result))
@@ -373,24 +396,24 @@ def write_report(result, out_dir):
         sentence = result.label_audit.sentence()
         doc.paragraph(sentence[0].upper() + sentence[1:])
         figure = plot_label_issues(result.label_audit)
-        doc.figure(figure, REPORT_FILES[4], "likely label errors")
+        doc.figure(figure, LABEL_ISSUES, "likely label errors")
         if figure is not None:
             doc.table(*_label_issues_table(result.label_audit))
     if result.skipped:
         doc.heading("Files left out")
         doc.items([f"{f}: {why}" for f, why in result.skipped])
-    paths = {name: out / name for name in REPORT_FILES[:3]}
-    paths["report.md"].write_text("\n".join(doc.md), encoding="utf-8")
+    paths = {name: out / name for name in (REPORT_MD, REPORT_HTML, METRICS)}
+    write_text(paths[REPORT_MD], "\n".join(doc.md))
     body = "".join(
         f'<div class="scroll">{part}</div>' if part.startswith("<table") else part
         for part in doc.html
     )
-    paths["report.html"].write_text(
+    write_text(
+        paths[REPORT_HTML],
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
         f"<title>sk_animals report</title><style>{_STYLE}</style></head>"
         f"<body>{body}</body></html>",
-        encoding="utf-8",
     )
-    paths["metrics.json"].write_text(json.dumps(result.to_dict(), indent=1))
+    write_text(paths[METRICS], json.dumps(result.to_dict(), indent=1))
     return paths

@@ -75,6 +75,16 @@ class ApproachResult:
     calibration: dict | None = None  #: reliability curve and expected calibration error
     precision: str | None = None  #: what the network's fit ran ("fp32", "bf16"); None: no network
 
+    @classmethod
+    def from_dict(cls, values):
+        """The record back from its ``asdict`` JSON (a run's checkpoint)."""
+        values = dict(values)
+        if values.get("cv") is not None:
+            values["cv"] = CVScores(**values["cv"])
+        if values.get("test_ci95") is not None:
+            values["test_ci95"] = tuple(values["test_ci95"])
+        return cls(**values)
+
 
 @dataclass
 class BudgetPoint:

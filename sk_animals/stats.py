@@ -363,9 +363,12 @@ class LearningCurveFit:
         ``inf`` where the ceiling ``a`` is at most ``accuracy``.
         """
 
-        def solve(a, b, c):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return np.where(a > accuracy, (b / (a - accuracy)) ** (1 / c), np.inf)
+        def solve(a, b, c):  # floats, never Python's complex power of a negative base
+            a, b, c = (np.asarray(v, float) for v in (a, b, c))
+            reachable = (a > accuracy) & (b >= 0) & (c > 0)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                n = np.power(b / np.where(reachable, a - accuracy, 1.0), 1 / c)
+            return np.where(reachable & np.isfinite(n), n, np.inf)
 
         tail = 100 * (1 - confidence) / 2
         boot = np.minimum(solve(*self.samples.T), 1e12)  # never reached: "infinitely many"

@@ -27,7 +27,7 @@ from ._backbones import (
     resolve_weights,
     weights_normalization,
 )
-from ._base import ImageClassifier, classes_from_json, classes_to_json, shared_docs
+from ._base import RESTORING, ImageClassifier, classes_from_json, classes_to_json, shared_docs
 from ._networks import TransferNet
 from ._tensors import (
     check_images,
@@ -224,7 +224,7 @@ class TransferClassifier(ImageClassifier):
             **super()._module_kwargs(),
             "backbone": self.backbone,
             # a saved model's weights come from its file, not from the pretrained ones
-            "weights": None if self.__dict__.get("_restoring_") else self.weights,
+            "weights": None if RESTORING.get() else self.weights,
             "freeze": self.freeze,
             # only when asked for: a module class of the user's need not take it
             **({"batch_norm": self.batch_norm} if self.batch_norm != "train" else {}),

@@ -3,6 +3,10 @@
 import os
 import signal
 
+# tests/data holds files of earlier releases and the scripts that wrote them, not tests:
+# importing data/legacy/make_files.py under --doctest-modules rewrote the legacy files.
+collect_ignore_glob = ["data/*"]
+
 # The tests fit tiny networks, often in several processes at once (workers, the CLI): one
 # BLAS/OpenMP thread each keeps 2 cores from being oversubscribed (a value exported for the
 # host's cores made tiny fits 25x slower) and gives every process, dask's workers included,

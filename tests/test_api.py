@@ -26,7 +26,8 @@ LAYERS = [
     ["__main__"],
     ["cli"],
     ["evaluation", "prediction", "tuning"],
-    ["protocols"],
+    ["_budgets"],
+    ["_scoring", "protocols", "runs"],
     ["results"],
     ["report"],
     ["persistence"],
@@ -38,12 +39,15 @@ LAYERS = [
     ["_backbones"],
     ["_timm"],
     ["datasets"],
-    ["audit", "preprocessing", "stats", "_tensors"],
-    ["_version"],
+    ["audit", "preprocessing", "stats", "_tensors", "_files"],
+    ["exceptions", "_version"],
 ]
 
 #: Import paths that earlier releases documented or used, and must keep working.
 OLD_PATHS = [
+    ("sk_animals.preprocessing", "ImageLoadError"),
+    ("sk_animals.evaluation", "NotEnoughImagesError"),
+    ("sk_animals.cli", "UsageError"),
     ("sk_animals._networks", "PaperCNN"),
     ("sk_animals._networks", "ResidualCNN"),
     ("sk_animals._networks", "TransferNet"),

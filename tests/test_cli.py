@@ -311,13 +311,14 @@ def test_overwrite_clears_the_earlier_run_first(tmp_path):
     for name in (*names, "notes.txt", "best.skmodel"):
         (out / name).write_text("from an earlier run")
     (out / "metrics.json").write_text(json.dumps({"approaches": [{"name": "old"}]}))
-    from sk_animals.cli import UsageError, _check_out_folder, _clear_previous_run
+    from sk_animals.cli import UsageError, _check_out_folder
+    from sk_animals.report import remove_report
 
     with pytest.raises(UsageError, match="--overwrite"):
         _check_out_folder(out, overwrite=False)
     _check_out_folder(out, overwrite=True)
     assert len(list(out.iterdir())) == 8  # checking removes nothing
-    _clear_previous_run(out)
+    remove_report(out)
     assert sorted(p.name for p in out.iterdir()) == ["best.skmodel", "notes.txt"]
 
 

@@ -350,17 +350,19 @@ def test_a_checkpoint_restores_each_finished_unit(mislabelled, tmp_path, capsys)
     root, _ = mislabelled
     run = dict(cv=2, budgets=[5, 10], checkpoint_dir=tmp_path, verbose=1)
     first = compare(root, [_colour_probe(mislabelled)], **run)
-    units = sorted(p.name.removesuffix(".checkpoint") for p in tmp_path.iterdir())
-    assert units == [
-        "label-audit",
-        "probe.budget10",
-        "probe.budget5",
-        "probe.final",
-        "probe.fold0",
-        "probe.fold1",
+    units = sorted(p.name for p in tmp_path.iterdir())
+    assert units == [  # JSON and model files, no pickle; the lock went with the run
+        "arguments.json",
+        "label-audit.json",
+        "probe.budget10.json",
+        "probe.budget5.json",
+        "probe.final.json",
+        "probe.final.skmodel",
+        "probe.fold0.json",
+        "probe.fold1.json",
     ]
     for unit in ("probe.final", "probe.budget10"):
-        (tmp_path / f"{unit}.checkpoint").unlink()
+        (tmp_path / f"{unit}.json").unlink()
     capsys.readouterr()
     again = compare(root, [_colour_probe(mislabelled)], **run)
     said = capsys.readouterr().out

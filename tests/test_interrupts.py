@@ -191,12 +191,12 @@ def test_a_killed_compare_resumes_and_gives_the_same_metrics(tmp_path):
     out = tmp_path / "out"
     proc = _start(*common, "--out", out, cwd=tmp_path)
     try:
-        _wait_for(out / "checkpoint" / "transfer.fold0.checkpoint", proc, tmp_path)
+        _wait_for(out / "checkpoint" / "transfer.fold0.json", proc, tmp_path)
         proc.send_signal(signal.SIGKILL)  # in transfer's second fold
         proc.wait(timeout=60)
     finally:
         proc.kill()
-    units = {p.name.removesuffix(".checkpoint") for p in (out / "checkpoint").glob("*")}
+    units = {p.name.removesuffix(".json") for p in (out / "checkpoint").glob("*.json")}
     assert {"label-audit", "scratch.fold0", "scratch.final", "scratch.budget8"} <= units
     assert "transfer.final" not in units, "killed too late"
 

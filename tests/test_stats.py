@@ -157,7 +157,7 @@ def test_bad_options_raise():
 
 # -- learning curves and the data-budget forecast
 
-from sk_animals.evaluation import _forecast  # noqa: E402
+from sk_animals._budgets import forecast as _forecast  # noqa: E402
 from sk_animals.results import BudgetPoint  # noqa: E402
 from sk_animals.stats import fit_learning_curve, forecast_grid, learning_curve  # noqa: E402
 

@@ -1,0 +1,249 @@
+"""What one fitted approach measured, as an :class:`~sk_animals.results.ApproachResult`.
+
+The final fit that watches its validation images, the network's settings and curves, the
+validation and test scores with their intervals, per-class rates and calibration.
+"""
+
+import sys
+import time
+
+import numpy as np
+from joblib import effective_n_jobs
+from sklearn.base import clone
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+from sklearn.pipeline import Pipeline
+
+from ._base import ImageClassifier
+from .results import ApproachResult, LabelAudit
+from .stats import accuracy_interval
+
+__all__ = ["per_class_rates", "training_curves"]
+
+
+def per_class_rates(y_true, y_pred, labels):
+    """True-positive and false-positive rate of each class (one against the rest).
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,)
+    labels : array-like of shape (n_classes,)
+
+    Returns
+    -------
+    rates : dict
+        ``{label: {"tpr": float, "fpr": float}}``.
+
+    Examples
+    --------
+    >>> from sk_animals.evaluation import per_class_rates
+    >>> per_class_rates(["a", "a", "b", "b"], ["a", "b", "b", "b"], ["a", "b"])
+    {'a': {'tpr': 0.5, 'fpr': 0.0}, 'b': {'tpr': 1.0, 'fpr': 0.5}}
+    """
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    tp = np.diag(cm)
+    fn, fp = cm.sum(1) - tp, cm.sum(0) - tp
+    tn = cm.sum() - tp - fn - fp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr, fpr = tp / (tp + fn), fp / (fp + tn)
+    return {
+        str(label): {"tpr": float(np.nan_to_num(t)), "fpr": float(np.nan_to_num(f))}
+        for label, t, f in zip(labels, tpr, fpr, strict=True)
+    }
+
+
+def training_curves(history):
+    """Per-iteration training and validation loss and accuracy from a skorch history.
+
+    Parameters
+    ----------
+    history : skorch.History
+        ``history_`` of a fitted :class:`~sk_animals.ImageClassifier`.
+
+    Returns
+    -------
+    curves : dict
+        ``train`` and ``valid``, each a dict of equal-length lists ``iteration``,
+        ``loss`` and ``accuracy``; validation points are where the validation set was
+        scored (every ``validation_frequency`` iterations and at each epoch's end).
+    """
+    curves = {k: {"iteration": [], "loss": [], "accuracy": []} for k in ("train", "valid")}
+
+    def add(kind, iteration, loss, accuracy):
+        curves[kind]["iteration"].append(iteration)
+        curves[kind]["loss"].append(loss)
+        curves[kind]["accuracy"].append(accuracy)
+
+    iteration = 0
+    for epoch in history:
+        for batch in epoch["batches"]:
+            if "train_loss" in batch:
+                iteration += 1
+                add("train", iteration, batch["train_loss"], batch["train_acc"])
+                if "valid_loss" in batch:
+                    add("valid", iteration, batch["valid_loss"], batch["valid_acc"])
+        valid = curves["valid"]["iteration"]
+        if "valid_loss" in epoch and (not valid or valid[-1] != iteration):
+            add("valid", iteration, epoch["valid_loss"], epoch["valid_acc"])
+    return curves
+
+
+def _shown(clf, label, verbose, n_jobs=None):
+    """A clone of ``clf`` that draws a live progress line when run here, in a terminal."""
+    clf = clone(clf)
+    network = isinstance(clf, ImageClassifier)  # a probe has no epochs to show
+    if network and verbose and effective_n_jobs(n_jobs) == 1 and sys.stderr.isatty():
+        from ._callbacks import ProgressLine
+
+        clf.set_params(callbacks=[*(clf.callbacks or []), ("progress", ProgressLine(label))])
+    return clf
+
+
+def _final_fit(model, X_train, y_train, X_valid, y_valid, *, label, verbose):
+    """``model`` fitted on the training part; a network watches the validation part.
+
+    Returns the fitted model and its fit time. A network's validation set and progress
+    line are dropped after the fit: a fitted model holds no images.
+    """
+    final = _shown(model, f"{label}: final fit", verbose)
+    if isinstance(final, ImageClassifier):
+        iterations = int(np.ceil(len(y_train) / final.batch_size))
+        final.set_params(
+            train_split=(X_valid, y_valid), validation_frequency=max(1, iterations // 2)
+        )
+    start = time.perf_counter()
+    final.fit(X_train, y_train)
+    fit_seconds = time.perf_counter() - start
+    if isinstance(final, ImageClassifier):
+        final.set_params(train_split=None, callbacks=model.callbacks)
+        final.initialize_callbacks()
+    return final, fit_seconds
+
+
+def _network_settings(clf, fitted):
+    """The training settings and history of a network (None for other models)."""
+    if not isinstance(clf, ImageClassifier):
+        return dict(
+            lr=None,
+            epochs=None,
+            epochs_run=None,
+            stopped=None,
+            batch_size=None,
+            precision=None,
+            curves=training_curves([]),
+        )
+    network = fitted[-1] if isinstance(fitted, Pipeline) else fitted
+    history = network.history_
+    return dict(
+        lr=clf.lr,
+        epochs=clf.max_epochs,
+        epochs_run=len(history),
+        stopped=history[-1].get("stopped") if len(history) else None,
+        batch_size=clf.batch_size,
+        precision=network.precision_,
+        curves=training_curves(history),
+    )
+
+
+def _record(approach, data, final, X_train, X_valid, *, cv, fit_seconds, **test_scores):
+    """The approach's result: settings, validation scores and timings, test scores given."""
+    y_train, y_valid = data.labels[data.train], data.labels[data.valid]
+    start = time.perf_counter()
+    predicted = final.predict(X_valid)
+    predict_ms = 1000 * (time.perf_counter() - start) / len(data.valid)
+    classes = final.classes_.tolist()
+    backbone = approach.backbone_step
+    return ApproachResult(
+        name=approach.name,
+        classifier=type(approach.classifier).__name__,
+        backbone=None if backbone is None else backbone.backbone,
+        weights=None if backbone is None or backbone.weights is None else str(backbone.weights),
+        images_per_class=int(np.unique(data.labels, return_counts=True)[1].max()),
+        n_train=len(data.train),
+        n_valid=len(data.valid),
+        image_size=approach.image_size,
+        **_network_settings(approach.classifier, final),
+        cv=cv,
+        fit_seconds=fit_seconds,
+        predict_ms_per_image=predict_ms,
+        validation_accuracy=float(accuracy_score(y_valid, predicted)),
+        training_accuracy=float(final.score(X_train, y_train)),
+        **test_scores,
+        confusion_matrix=confusion_matrix(y_valid, predicted, labels=classes).tolist(),
+        per_class=per_class_rates(y_valid, predicted, classes),
+        training_files=data.paths[data.train].tolist(),
+        validation_files=data.paths[data.valid].tolist(),
+        validation_true=y_valid.tolist(),
+        validation_predicted=predicted.tolist(),
+    )
+
+
+def _test_scores(pipeline, test, n_bins=10):
+    """Accuracy with its interval, per-class report and calibration on the test set."""
+    proba = pipeline.predict_proba(test.data)
+    predicted = pipeline.classes_[proba.argmax(1)]
+    confidence = proba.max(1)
+    correct = predicted == test.target
+    accuracy, ci95 = accuracy_interval(test.target, predicted)
+    prob_true, prob_pred = calibration_curve(
+        correct.astype(int), confidence, n_bins=n_bins, pos_label=1
+    )
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    ece = sum(
+        abs(correct[bins == k].mean() - confidence[bins == k].mean()) * (bins == k).mean()
+        for k in np.unique(bins)
+    )
+    return {
+        "test_accuracy": accuracy,
+        "test_ci95": ci95,
+        "test_predicted": predicted.tolist(),
+        "test_confidence": confidence.tolist(),
+        "test_report": classification_report(
+            test.target, predicted, output_dict=True, zero_division=0
+        ),
+        "calibration": {
+            "prob_true": prob_true.tolist(),
+            "prob_pred": prob_pred.tolist(),
+            "ece": float(ece),
+        },
+    }
+
+
+def _label_audit(approach, paths, labels, test, *, used, cv, random_state, say):
+    """Likely label errors: held-out probabilities of ``approach``, then confident learning.
+
+    The non-test images any approach may train on (``used``, positions into ``paths``)
+    get out-of-fold probabilities, and confident learning on them alone flags the
+    training images (what ``drop_label_issues`` leaves out does not depend on the test
+    labels). The test images get the probabilities of a fit on all of those, and are
+    flagged by confident learning on both sets together, whose noise rates a small test
+    set could not estimate alone.
+    """
+    from .audit import LabelIssues, _confident_learning, find_label_issues
+
+    say(f"label audit: {approach.name}'s features of {len(used) + len(test.data)} images")
+    loader, model = approach.decoder(), approach.model()
+    X, y = loader.transform(paths[used]), labels[used]
+    train = find_label_issues(model, X, y, cv=cv, random_state=random_state)
+    fitted = clone(model).fit(X, y)
+    proba = fitted.predict_proba(loader.transform(test.data))
+    both = _confident_learning(np.r_[y, test.target], np.r_[train.oof_proba, proba], train.classes)
+    in_test = both.indices >= len(y)
+    tested = LabelIssues(
+        both.indices[in_test] - len(y),
+        *(a[in_test] for a in (both.given, both.suggested, both.scores)),
+        proba,
+        train.classes,
+    )
+
+    def rows(issues, files):  # positions into a subset mean nothing in the report
+        return [{k: v for k, v in r.items() if k != "index"} for r in issues.to_dict(files)]
+
+    return LabelAudit(
+        approach=approach.name,
+        cv=cv,
+        n_train=len(used),
+        n_test=len(test.data),
+        train=rows(train, paths[used]),
+        test=rows(tested, test.data),
+    )
