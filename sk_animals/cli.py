@@ -181,20 +181,43 @@ def _check_weights(backbone, weights):
         raise UsageError(f"--weights: {exc}") from None
 
 
-def _compare(args):
-    _check_data(args)
+def _backbone_and_weights(args, approaches):
+    """The backbone and weights of ``args``' protocol, the demo's or the paper's.
+
+    The demo has its own settings: options that would change them are refused, and its
+    weights are the embedded ones unless ``--weights`` names others. When any of
+    ``approaches`` uses the backbone, its weights are loaded once, now.
+    """
     if args.demo:
-        given = [o for o in ("backbone", "epochs", "per_class", "image_size") if getattr(args, o)]
+        options = ("backbone", "epochs", "per_class", "image_size")
+        given = [o for o in options if getattr(args, o, None)]
         if given:
             names = ", ".join("--" + o.replace("_", "-") for o in given)
             raise UsageError(f"{names}: the demo has its own settings; drop them or give DATA_DIR")
+    backbone = args.backbone or (DEMO if args.demo else PAPER).backbone
+    weights = DEMO_WEIGHTS if args.demo and args.weights == "DEFAULT" else args.weights
+    if set(approaches) - {"scratch"}:  # the others use the backbone
+        try:
+            _check_weights(backbone, weights)
+        except OSError as exc:  # not cached, and offline
+            raise UsageError(f"--weights: {exc}") from None
+    return backbone, weights
+
+
+def _compare(args):
     from .runs import folder_lock
 
+    _check_data(args)
     out = Path(args.out)
     if not args.resume:
         _check_out_folder(out, args.overwrite)
-    with folder_lock(out, "sk-animals compare"):  # a second run on --out fails here
-        return _compare_in(args, out)
+    existed = out.exists()
+    try:
+        with folder_lock(out, "sk-animals compare"):  # a second run on --out fails here
+            return _compare_in(args, out)
+    finally:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run refused or stopped before writing leaves no empty folder
 
 
 def _compare_in(args, out):
@@ -211,13 +234,7 @@ def _compare_in(args, out):
         _check_out_folder(out, args.overwrite)  # again, now that nobody else writes here
     _check_device(args.device)
     protocol = DEMO if args.demo else PAPER
-    backbone = args.backbone or protocol.backbone
-    weights = DEMO_WEIGHTS if args.demo and args.weights == "DEFAULT" else args.weights
-    if set(args.approaches) - {"scratch"}:  # the others use the backbone
-        try:
-            _check_weights(backbone, weights)
-        except OSError as exc:  # not cached, and offline
-            raise UsageError(f"--weights: {exc}") from None
+    backbone, weights = _backbone_and_weights(args, args.approaches)
 
     from .datasets import make_image_folder
     from .evaluation import compare
@@ -319,36 +336,35 @@ def _tune(args):
         make_storage(args.storage)
     except Exception as exc:
         raise UsageError(f"--storage {args.storage!r} cannot be used: {exc}") from None
-    if args.approach == "transfer":
-        _check_weights(args.backbone, args.weights)
+    backbone, weights = _backbone_and_weights(args, [args.approach])
 
-    from sklearn.pipeline import make_pipeline
-
-    from .datasets import load_folder, make_image_dataset
+    from .datasets import load_folder, make_image_dataset, sample_per_class
     from .persistence import save
-    from .preprocessing import ImageLoader
-    from .scratch import ScratchCNNClassifier
-    from .transfer import TransferClassifier
+    from .protocols import demo_protocol, paper_protocol
     from .tuning import trial_counts, tune
 
-    if args.demo:
+    common = {
+        "approaches": [args.approach],
+        "weights": weights,
+        "device": args.device,
+        "random_state": args.seed,
+        "verbose": 0,
+        "cache_dir": args.cache_dir,
+    }
+    if args.demo:  # the images and the budget the demo gives the approach
+        [approach] = demo_protocol(**common)
         X, y = make_image_dataset(**DEMO.data, random_state=args.seed)
-        X, size = list(X), DEMO.data["size"]
+        keep = sample_per_class(y, approach.per_class, random_state=args.seed)
+        X, y = list(X[keep]), y[keep]
     else:
+        [approach] = paper_protocol(backbone=backbone, image_size=args.image_size, **common)
         data = load_folder(
             args.data_dir, per_class=args.per_class, random_state=args.seed, verify=True, n_jobs=-1
         )
         X, y = data.data, data.target
-        size = args.image_size or PAPER.image_size(args.approach, args.weights, args.backbone)
-    if args.approach == "scratch":
-        clf = ScratchCNNClassifier(device=args.device, verbose=0)
-    else:
-        clf = TransferClassifier(
-            args.backbone, weights=args.weights, device=args.device, verbose=0
-        )
     try:
         best, study = tune(
-            make_pipeline(ImageLoader(size, n_jobs=-1, cache_dir=args.cache_dir), clf),
+            approach.pipeline,
             X,
             y,
             n_trials=args.n_trials,
@@ -622,8 +638,11 @@ def build_parser():
         "tune",
         help="search hyperparameters with Optuna",
         description="Run (or join) an Optuna study over one approach's hyperparameters, "
-        "pruning bad trials per epoch. Start the same command on several machines with one "
-        "--storage database to share the study; run it again to resume.",
+        "pruning bad trials per epoch. The approach is built as 'compare' builds it: the "
+        "protocol's image size, the backbone's preprocessing and weights (with --demo, the "
+        "demo's images, budget and embedded weights); the backbone itself is not searched. "
+        "Start the same command on several machines with one --storage database to share "
+        "the study; run it again to resume.",
     )
     _add_common(
         t, data_help="folder with one subfolder per class, or a .csv with path and label columns"
@@ -657,10 +676,10 @@ def build_parser():
     )
     t.add_argument(
         "--backbone",
-        default=PAPER.backbone,
-        help="transfer backbone: timm/<name> for any timm model, or any torchvision "
-        "classification model "
-        f"(default: {PAPER.backbone})",
+        default=None,
+        help="the backbone the transfer approach fine-tunes (not searched): timm/<name> for "
+        "any timm model, or any torchvision classification model "
+        f"(default: the paper's {PAPER.backbone}; demo: {DEMO.backbone})",
     )
     t.add_argument(
         "--out",

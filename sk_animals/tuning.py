@@ -21,7 +21,7 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from .scratch import ScratchCNNClassifier
-from .transfer import BACKBONES, TransferClassifier
+from .transfer import TransferClassifier
 
 __all__ = ["make_storage", "search_space", "trial_counts", "tune"]
 
@@ -56,7 +56,9 @@ def search_space(estimator, prefix=""):
         Usable as ``param_distributions`` of ``optuna_integration.OptunaSearchCV``
         and by :func:`tune`: learning rate (log-uniform), momentum, weight decay,
         batch size, epochs; width, depth and dropout for scratch; the head's
-        learning-rate factor, freeze policy and backbone for transfer.
+        learning-rate factor and freeze policy for transfer. The backbone is not
+        searched: it is the estimator's, with its weights and the loader's
+        preprocessing made for it.
 
     Examples
     --------
@@ -86,7 +88,6 @@ def search_space(estimator, prefix=""):
                 "max_epochs": Int(2, 10),
                 "head_lr_factor": Float(1.0, 50.0, log=True),
                 "freeze": Cat(["none", "body", 2]),
-                "backbone": Cat(sorted(BACKBONES)),
             }
         )
     elif isinstance(estimator, ScratchCNNClassifier):

