@@ -379,7 +379,7 @@ def load_backbone(backbone, weights="DEFAULT"):
     """A torchvision or timm ``backbone`` with ImageNet ``weights``, a 1000-class head.
 
     A torchvision model keeps its own head; a timm model gets a new one
-    (:func:`sk_animals._timm.create`).
+    (timm's ``create_model`` with the weights loaded as above).
 
     GoogLeNet's and Inception v3's auxiliary classifiers are removed (as torchvision
     does for ``aux_logits=False``): the model returns the main logits only.
