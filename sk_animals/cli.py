@@ -4,14 +4,13 @@ Every option is checked before any long work starts; heavy modules (torch, torch
 scikit-learn) are imported only by the command that runs, so ``--help`` is instant.
 """
 
-import argparse
 import os
 import sys
 import tempfile
 import traceback
 from pathlib import Path
 
-from ._backbones import BACKBONES
+from ._parser import _approach_list, build_parser  # noqa: F401  (re-exported)
 from .exceptions import (
     BadInputError,
     FileWriteError,
@@ -19,69 +18,7 @@ from .exceptions import (
     RunInProgressError,
     UsageError,
 )
-from .protocols import APPROACHES, DEMO, DEMO_WEIGHTS, PAPER
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _count(minimum):
-    """An argparse type: an integer of at least ``minimum``."""
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
-
-
-def _jobs(text):
-    """An argparse type: joblib's ``n_jobs``, a positive count or -1 for all cores."""
-    value = _count(-1)(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be a positive count or -1 (all cores), got 0")
-    return value
-
-
-def _budgets(text):
-    """An argparse type: comma-separated images-per-class budgets."""
-    try:
-        values = sorted({int(v) for v in text.split(",") if v.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list like 10,25,50") from None
-    if not values or values[0] < 1:
-        raise argparse.ArgumentTypeError(f"budgets must be whole numbers >= 1, got {text!r}")
-    return values
-
-
-def _approach_list(text):
-    """An argparse type: comma-separated approaches of ``APPROACHES``, in their order."""
-    names = [v.strip() for v in text.split(",") if v.strip()]
-    unknown = [n for n in names if n not in APPROACHES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: choose one or more of {','.join(APPROACHES)}, separated by commas"
-        )
-    return tuple(a for a in APPROACHES if a in names)
-
-
-def _fraction(text):
-    """An argparse type: a number in (0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
+from .protocols import DEMO, DEMO_WEIGHTS, PAPER
 
 
 def _check_data(args):
@@ -486,252 +423,13 @@ def _print_predictions(rows, classes, as_json, top_k):
     return len(table) - failed, failed
 
 
-def _add_common(p, *, data_help):
-    p.add_argument("data_dir", nargs="?", help=data_help)
-    p.add_argument("--demo", action="store_true", help="use the built-in synthetic image set")
-    p.add_argument(
-        "--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1' ..."
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed for sampling, splits and training")
-    p.add_argument(
-        "--per-class", type=_count(1), default=None, help="images per class (default: all)"
-    )
-    p.add_argument(
-        "--image-size",
-        type=_count(16),
-        default=None,
-        help="image side in pixels, for every approach",
-    )
-    p.add_argument(
-        "--weights",
-        default="DEFAULT",
-        help="transfer weights: 'DEFAULT' (timm's through the Hugging Face cache in $HF_HOME, "
-        "torchvision's in $TORCH_HOME), a torchvision name such as 'IMAGENET1K_V1', or the "
-        "path of a state-dict file",
-    )
-    p.add_argument(
-        "--cache-dir",
-        default=None,
-        help="keep decoded images in this folder, so that the next run skips decoding",
-    )
-    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-
-
-def build_parser():
-    """The argument parser of ``sk-animals``."""
-    from ._version import __version__
-
-    parser = _Parser(
-        prog="sk-animals",
-        description="Train a CNN from scratch or transfer an ImageNet network? "
-        "Compare both on a folder of labelled photos.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    c = sub.add_parser(
-        "compare",
-        help="run the approaches and write a report",
-        description="Cross-validate and fit the from-scratch CNN, the fine-tuned transfer "
-        "model and the backbone's linear probe on the same images (the paper's protocol "
-        "unless overridden), then write report.html, report.md, metrics.json, figures and "
-        "the fitted pipelines (.skmodel) into --out. "
-        "Ctrl-C stops the run; approaches already finished stay in --out.",
-    )
-    _add_common(
-        c,
-        data_help="folder with one subfolder of images per class (Kaggle's Animals-10 "
-        "layout is recognised), or a .csv file with path and label columns",
-    )
-    c.add_argument("--out", required=True, help="output folder for the report and models")
-    c.add_argument(
-        "--overwrite", action="store_true", help="replace the files of an earlier run in --out"
-    )
-    c.add_argument(
-        "--resume",
-        action="store_true",
-        help="go on with an interrupted run in --out (Ctrl-C, a kill, a reboot): its finished "
-        "approaches are restored, not run again; the other arguments must be the same",
-    )
-    c.add_argument(
-        "--cv",
-        "--folds",
-        type=_count(0),
-        default=None,
-        help="stratified cross-validation folds, 0 to skip "
-        f"(default: {PAPER.folds}; demo: {DEMO.folds})",
-    )
-    c.add_argument(
-        "--approaches",
-        type=_approach_list,
-        default=APPROACHES,
-        help=f"which to run, comma-separated (default: {','.join(APPROACHES)}; the paper's "
-        "two: scratch,transfer); the probe is the transfer backbone's frozen features with "
-        "a logistic regression",
-    )
-    c.add_argument(
-        "--epochs",
-        type=_count(1),
-        default=None,
-        help="epochs of the approaches that train a network "
-        f"(paper: {PAPER.scratch.epochs} scratch, {PAPER.transfer.epochs} transfer)",
-    )
-    c.add_argument(
-        "--backbone",
-        default=None,
-        help="pretrained network of the transfer approach: timm/<name> for any timm model "
-        "(e.g. timm/tf_efficientnet_lite0), or any torchvision classification "
-        f"model, e.g. {', '.join(sorted(BACKBONES))} (default: the paper's {PAPER.backbone})",
-    )
-    c.add_argument(
-        "--test-size",
-        type=_fraction,
-        default=0.2,
-        help="fraction of all images held out first as the common test set (default 0.2)",
-    )
-    c.add_argument(
-        "--budgets",
-        type=_budgets,
-        default=None,
-        help="images-per-class budgets for the data-budget curve, e.g. 10,25,50,100",
-    )
-    c.add_argument(
-        "--target-accuracy",
-        type=_fraction,
-        default=None,
-        help="with --budgets: forecast the images per class each approach needs to reach "
-        "this accuracy, a fraction such as 0.9",
-    )
-    c.add_argument(
-        "--n-jobs",
-        type=_jobs,
-        default=None,
-        help="fits run at once: cross-validation folds and budget points (-1: all cores)",
-    )
-    c.add_argument(
-        "--dedupe",
-        action="store_true",
-        help="keep one image of each exact or near-duplicate group before any split",
-    )
-    labels = c.add_mutually_exclusive_group()
-    labels.add_argument(
-        "--no-label-issues",
-        dest="label_issues",
-        action="store_false",
-        help="do not look for likely label errors (by default the probe's frozen features "
-        "flag them by confident learning, listed in the report)",
-    )
-    labels.add_argument(
-        "--drop-label-issues",
-        action="store_true",
-        help="leave the likely mislabelled images out of training (needs the probe "
-        "approach; flagged test images stay in the test set and are counted)",
-    )
-    verbosity = c.add_mutually_exclusive_group()
-    verbosity.add_argument(
-        "-v", "--verbose", action="store_true", help="print every epoch, with a progress bar"
-    )
-    verbosity.add_argument("-q", "--quiet", action="store_true", help="print nothing")
-    c.set_defaults(run=_compare)
-
-    t = sub.add_parser(
-        "tune",
-        help="search hyperparameters with Optuna",
-        description="Run (or join) an Optuna study over one approach's hyperparameters, "
-        "pruning bad trials per epoch. The approach is built as 'compare' builds it: the "
-        "protocol's image size, the backbone's preprocessing and weights (with --demo, the "
-        "demo's images, budget and embedded weights); the backbone itself is not searched. "
-        "Start the same command on several machines with one --storage database to share "
-        "the study; run it again to resume.",
-    )
-    _add_common(
-        t, data_help="folder with one subfolder per class, or a .csv with path and label columns"
-    )
-    t.add_argument(
-        "--approach",
-        choices=["scratch", "transfer"],
-        default="scratch",
-        help="which classifier to tune (default: scratch)",
-    )
-    t.add_argument(
-        "--n-trials",
-        type=_count(1),
-        default=20,
-        help="trials the study stops at, counted over all workers",
-    )
-    t.add_argument(
-        "--storage",
-        default=None,
-        help="study.db (SQLite), an RDB URL such as postgresql://user:pw@host/db, "
-        "or a .log journal file; in memory by default",
-    )
-    t.add_argument(
-        "--study-name",
-        default=None,
-        help="study to create or join (default with --storage: sk-animals-<classifier>, so "
-        "running the same command again resumes it)",
-    )
-    t.add_argument(
-        "--timeout", type=float, default=None, help="stop starting trials after this many seconds"
-    )
-    t.add_argument(
-        "--backbone",
-        default=None,
-        help="the backbone the transfer approach fine-tunes (not searched): timm/<name> for "
-        "any timm model, or any torchvision classification model "
-        f"(default: the paper's {PAPER.backbone}; demo: {DEMO.backbone})",
-    )
-    t.add_argument(
-        "--out",
-        default=None,
-        help="write the best pipeline, refitted on all the data, to this .skmodel file",
-    )
-    t.set_defaults(run=_tune)
-
-    p = sub.add_parser(
-        "predict",
-        help="label images with a saved pipeline",
-        description="Predict labels and probabilities with a .skmodel pipeline written by "
-        "'compare' or 'tune' (weights and settings only: loading runs no code). Files are "
-        "decoded on every core and predicted in batches; a file that cannot be read gets an "
-        "error row and the others go on. Exit status 0 when any file was predicted, 1 when "
-        "none was.",
-    )
-    p.add_argument("model", help="a .skmodel file written by 'sk-animals compare' or 'tune'")
-    p.add_argument(
-        "--trust-pickle",
-        action="store_true",
-        help="also load a .joblib pickle; only for files you made: a pickle runs code",
-    )
-    p.add_argument(
-        "images",
-        nargs="+",
-        metavar="PATH",
-        help="image files, folders (searched recursively) or a .csv with a path column",
-    )
-    p.add_argument(
-        "--out",
-        default=None,
-        help="write path, label, confidence, proba_<class>... and error columns to this CSV",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    p.add_argument("--top-k", type=_count(1), default=0, help="also give the K most likely labels")
-    p.add_argument(
-        "--batch-size", type=_count(1), default=256, help="images decoded and predicted together"
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    p.set_defaults(run=_predict)
-    return parser
-
-
 def main(argv=None):
     """Entry point of the ``sk-animals`` command."""
     args = build_parser().parse_args(argv)
     prog = f"sk-animals {args.command}"
+    run = {"compare": _compare, "tune": _tune, "predict": _predict}[args.command]
     try:
-        return args.run(args)
+        return run(args)
     except (UsageError, BadInputError, RunInProgressError) as exc:  # before any work
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

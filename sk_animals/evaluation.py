@@ -40,9 +40,9 @@ from .results import (
     CVScores,
     LabelAudit,
     PairDifference,
+    compared_notes,
 )
 from .runs import NoStore, RunStore, fingerprint
-from .transfer import TransferClassifier
 
 __all__ = [
     "DEMO_DATA",
@@ -523,7 +523,7 @@ def _compare(
                 target_accuracy=target_accuracy,
                 random_state=random_state,
             )
-        result.notes = _notes(result, approaches) + list(failed.values())
+        result.notes = compared_notes(result, approaches) + list(failed.values())
         if on_approach is not None:
             on_approach(result, approach.name)
     return result
@@ -551,42 +551,6 @@ def _trained_on(labels, approaches, budgets, random_state):
     with warnings.catch_warnings():  # short classes are said by the runs themselves
         warnings.simplefilter("ignore", UserWarning)
         return sample_per_class(labels, max(sizes), random_state=random_state)
-
-
-def _notes(result, approaches):
-    """What a reader of the numbers must know."""
-    notes = [
-        f"{a.name} ran without pretrained weights (random initialisation), so its numbers "
-        "say nothing about transfer learning"
-        for a in approaches
-        if a.name in result.pipelines
-        and isinstance(a.classifier, TransferClassifier)
-        and a.classifier.weights is None
-    ]
-    if result.label_audit is not None and (result.label_audit.train or result.label_audit.test):
-        notes.append(result.label_audit.sentence())
-    if result.deduplicated:
-        notes.append(
-            f"deduplication left out {len(result.deduplicated)} duplicate images before any "
-            "split (listed in metrics.json)"
-        )
-    groups = [] if result.audit is None else result.audit.clusters()
-    for record in result.approaches:
-        train, valid = set(record.training_files), set(record.validation_files)
-        crossing = sum(bool(train.intersection(g)) and bool(valid.intersection(g)) for g in groups)
-        if crossing:
-            notes.append(
-                f"{crossing} group(s) of duplicate images span {record.name}'s training and "
-                "validation images, so its validation accuracy may be optimistic (the "
-                "audit lists the groups; deduplicating keeps one of each)"
-            )
-    capped = sorted({p.per_class for p in result.budget_curve if p.capped})
-    if capped:
-        notes.append(
-            f"budgets {', '.join(map(str, capped))} per class are more than the smallest class "
-            "has; such classes gave all their images"
-        )
-    return notes
 
 
 def _differences(result, random_state):

@@ -413,3 +413,41 @@ class PairDifference:
     a: str
     b: str
     difference: object  #: a :class:`sk_animals.stats.Difference`
+
+
+def compared_notes(result, approaches):
+    """What a reader of ``result``'s numbers must know, given the ``approaches`` it ran."""
+    from .transfer import TransferClassifier
+
+    notes = [
+        f"{a.name} ran without pretrained weights (random initialisation), so its numbers "
+        "say nothing about transfer learning"
+        for a in approaches
+        if a.name in result.pipelines
+        and isinstance(a.classifier, TransferClassifier)
+        and a.classifier.weights is None
+    ]
+    if result.label_audit is not None and (result.label_audit.train or result.label_audit.test):
+        notes.append(result.label_audit.sentence())
+    if result.deduplicated:
+        notes.append(
+            f"deduplication left out {len(result.deduplicated)} duplicate images before any "
+            "split (listed in metrics.json)"
+        )
+    groups = [] if result.audit is None else result.audit.clusters()
+    for record in result.approaches:
+        train, valid = set(record.training_files), set(record.validation_files)
+        crossing = sum(bool(train.intersection(g)) and bool(valid.intersection(g)) for g in groups)
+        if crossing:
+            notes.append(
+                f"{crossing} group(s) of duplicate images span {record.name}'s training and "
+                "validation images, so its validation accuracy may be optimistic (the "
+                "audit lists the groups; deduplicating keeps one of each)"
+            )
+    capped = sorted({p.per_class for p in result.budget_curve if p.capped})
+    if capped:
+        notes.append(
+            f"budgets {', '.join(map(str, capped))} per class are more than the smallest class "
+            "has; such classes gave all their images"
+        )
+    return notes

@@ -25,7 +25,7 @@ PACKAGE = ROOT / "sk_animals"
 LAYERS = [
     ["__main__"],
     ["cli"],
-    ["evaluation", "prediction", "tuning"],
+    ["evaluation", "prediction", "tuning", "_parser"],
     ["_budgets"],
     ["_scoring", "protocols", "runs"],
     ["results"],

@@ -39,10 +39,11 @@ def test_records_are_frozen():
 
 
 def test_the_command_line_reads_the_records(monkeypatch):
-    from sk_animals import cli, protocols
+    from sk_animals import _parser, cli, protocols
 
     changed = dataclasses.replace(PAPER, folds=7, backbone="resnet18")
     monkeypatch.setattr(cli, "PAPER", changed)
+    monkeypatch.setattr(_parser, "PAPER", changed)
     monkeypatch.setattr(protocols, "PAPER", changed)
     text = cli.build_parser()._subparsers._group_actions[0].choices["compare"].format_help()
     assert "default: 7" in " ".join(text.split()) and "resnet18" in text
