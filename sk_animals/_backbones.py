@@ -35,10 +35,6 @@ __all__ = [
     "weights_normalization",
 ]
 
-#: AlexNet's input in the paper (MATLAB's ``alexnet`` takes 227x227); torchvision's
-#: AlexNet weights were trained at 224, and its adaptive pooling accepts both.
-_PAPER_SIZES = {"alexnet": 227}
-
 
 @dataclass(frozen=True)
 class Backbone:
@@ -63,6 +59,9 @@ BACKBONES = {
     "mobilenet_v3_small": Backbone(head="classifier.3", blocks="features", size=224),
     "efficientnet_b0": Backbone(head="classifier.1", blocks="features", size=224),
 }
+#: AlexNet's input in the paper (MATLAB's ``alexnet`` takes 227x227), its size above;
+#: torchvision's AlexNet weights were trained at 224, and its adaptive pooling accepts both.
+_PAPER_SIZES = {"alexnet": BACKBONES["alexnet"].size}
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,7 @@ Every option is parsed and checked here before any work starts; the commands are
 import argparse
 
 from ._backbones import BACKBONES
-from .protocols import APPROACHES, DEMO, PAPER
+from .protocols import APPROACHES, DEMO, NETWORKS, PAPER
 
 
 class _Parser(argparse.ArgumentParser):
@@ -236,8 +236,8 @@ def build_parser():
     )
     t.add_argument(
         "--approach",
-        choices=["scratch", "transfer"],
-        default="scratch",
+        choices=NETWORKS,
+        default=NETWORKS[0],
         help="which classifier to tune (default: scratch)",
     )
     t.add_argument(

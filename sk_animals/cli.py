@@ -18,7 +18,7 @@ from .exceptions import (
     RunInProgressError,
     UsageError,
 )
-from .protocols import DEMO, DEMO_WEIGHTS, PAPER
+from .protocols import DEMO, DEMO_WEIGHTS, ON_BACKBONE, PAPER
 
 
 def _check_data(args):
@@ -133,7 +133,7 @@ def _backbone_and_weights(args, approaches):
             raise UsageError(f"{names}: the demo has its own settings; drop them or give DATA_DIR")
     backbone = args.backbone or (DEMO if args.demo else PAPER).backbone
     weights = DEMO_WEIGHTS if args.demo and args.weights == "DEFAULT" else args.weights
-    if set(approaches) - {"scratch"}:  # the others use the backbone
+    if set(approaches) & set(ON_BACKBONE):
         try:
             _check_weights(backbone, weights)
         except OSError as exc:  # not cached, and offline

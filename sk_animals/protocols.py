@@ -10,12 +10,18 @@ from dataclasses import dataclass, field
 
 #: The arms a protocol has, in the order ``compare`` runs them.
 APPROACHES = ("scratch", "transfer", "probe")
+#: The arms built on the protocol's pretrained backbone.
+ON_BACKBONE = ("transfer", "probe")
+#: The arms that train a network (what ``sk-animals tune`` searches).
+NETWORKS = ("scratch", "transfer")
 
 __all__ = [
     "APPROACHES",
     "DEMO",
     "DEMO_DATA",
     "DEMO_WEIGHTS",
+    "NETWORKS",
+    "ON_BACKBONE",
     "PAPER",
     "Approach",
     "Arm",

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .persistence import SUFFIX, save
+from .report import METRICS
 
 __all__ = [
     "ApproachResult",
@@ -157,7 +158,7 @@ class LabelAudit:
         found = (
             f"the label audit ({self.approach}'s held-out probabilities, confident learning) "
             f"flags {len(self.train)} of {self.n_train} training images and {len(self.test)} "
-            f"of {self.n_test} test images as likely mislabelled (listed in metrics.json "
+            f"of {self.n_test} test images as likely mislabelled (listed in {METRICS} "
             "under audit.label_issues)"
         )
         if self.dropped:
@@ -432,7 +433,7 @@ def compared_notes(result, approaches):
     if result.deduplicated:
         notes.append(
             f"deduplication left out {len(result.deduplicated)} duplicate images before any "
-            "split (listed in metrics.json)"
+            f"split (listed in {METRICS})"
         )
     groups = [] if result.audit is None else result.audit.clusters()
     for record in result.approaches:
