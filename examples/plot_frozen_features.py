@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-from sk_animals import ImageLoader, load_image_folder, make_image_folder
+from sk_animals import load_image_folder, loader_for, make_image_folder
 from sk_animals.transfer import PretrainedFeatures
 
 # A folder with one subfolder per class: yours, or the built-in shapes written to disk.
@@ -33,7 +33,7 @@ data = load_image_folder(folder)
 features = PretrainedFeatures("squeezenet1_1", weights=weights, memory=tempfile.mkdtemp())
 pipe = Pipeline(
     [
-        ("load", ImageLoader(64)),
+        ("load", loader_for("squeezenet1_1", weights, size=64)),  # the weights' transform
         ("features", features),
         ("head", LogisticRegression(max_iter=1000)),
     ]

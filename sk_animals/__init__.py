@@ -31,6 +31,7 @@ _HOMES = {
     "AlexNetTransferClassifier": "transfer",
     "PretrainedFeatures": "transfer",
     "LinearProbe": "transfer",
+    "loader_for": "transfer",
     # comparing, tuning, saving
     "Approach": "protocols",
     "compare": "evaluation",

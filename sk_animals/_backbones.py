@@ -31,6 +31,7 @@ __all__ = [
     "input_size",
     "list_backbones",
     "load_backbone",
+    "loader_for",
     "resolve_weights",
     "weights_normalization",
 ]
@@ -312,6 +313,53 @@ def input_size(backbone, weights="DEFAULT"):
         return _timm.data_config(backbone).size[0]
     transforms = _transforms(backbone, weights)
     return _PAPER_SIZES.get(backbone, int(transforms.crop_size[0]))
+
+
+def loader_for(backbone, weights="DEFAULT", **params):
+    """The :class:`~sk_animals.preprocessing.ImageLoader` that prepares images as
+    ``backbone``'s ``weights`` expect, as torchvision's ``weights.transforms()`` and timm's
+    ``pretrained_cfg`` say: the size, the interpolation and the centre crop.
+
+    Put it before a :class:`~sk_animals.transfer.TransferClassifier` or
+    :class:`~sk_animals.transfer.PretrainedFeatures` of the same backbone and weights, so
+    that nobody has to know a crop fraction. (The paper stretched its images to 227x227
+    for AlexNet: :func:`~sk_animals.protocols.paper_protocol` keeps that.)
+
+    Parameters
+    ----------
+    backbone : str
+        A torchvision classification model or ``"timm/<name>"``.
+    weights : str, path-like or None, default="DEFAULT"
+        As for the classifier; a state-dict file or None uses the default weights'
+        transform.
+    **params
+        Other :class:`~sk_animals.preprocessing.ImageLoader` parameters (``n_jobs``,
+        ``cache_dir``); they may also override the weights' settings (``size=64`` keeps
+        the interpolation and the crop at a smaller size).
+
+    Returns
+    -------
+    loader : ImageLoader
+
+    Examples
+    --------
+    >>> from sk_animals.transfer import loader_for
+    >>> loader_for("timm/tf_efficientnet_lite0", "EMBEDDED")
+    ImageLoader(crop_pct=0.875, interpolation='bicubic', resize='crop')
+    """
+    from .preprocessing import ImageLoader
+
+    if _timm.is_timm(backbone):
+        size, settings = _timm.data_config(backbone).size[0], loader_settings(backbone)
+    else:
+        transforms = _transforms(backbone, weights)
+        size = int(transforms.crop_size[0])
+        settings = {
+            "resize": "crop",
+            "crop_pct": size / int(transforms.resize_size[0]),
+            "interpolation": transforms.interpolation.value,
+        }
+    return ImageLoader(**{"size": size, **settings, **params})
 
 
 def loader_settings(backbone):

@@ -42,6 +42,9 @@ class ImageLoadError(SkAnimalsError, ValueError):
             "lists them, and load_image_folder(..., verify=True) skips them."
         )
 
+    def __reduce__(self):  # from joblib's workers: the errors, not the message
+        return type(self), (self.errors,)
+
 
 class BadInputError(SkAnimalsError, ValueError):
     """An argument or the data cannot be used, found before any long work starts.
@@ -55,6 +58,9 @@ class BadInputError(SkAnimalsError, ValueError):
     def __init__(self, message, parameter=None):
         super().__init__(message)
         self.parameter = parameter
+
+    def __reduce__(self):
+        return type(self), (str(self), self.parameter)
 
 
 class NotEnoughImagesError(BadInputError):
@@ -74,6 +80,9 @@ class ResumeError(BadInputError):
         super().__init__(message)
         self.changed = list(changed)
         self.parameter = None
+
+    def __reduce__(self):
+        return type(self), (str(self), self.changed)
 
 
 class RunInProgressError(SkAnimalsError, OSError):

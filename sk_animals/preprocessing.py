@@ -111,9 +111,10 @@ def _to_rgb(img):
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def _decode(img, size, policy, opened):
-    """An upright RGB version of ``img``; JPEG draft mode when shrinking a file we opened."""
-    if opened and img.format == "JPEG":
+def _decode(img, size, policy, opened, draft=True):
+    """An upright RGB version of ``img``; JPEG draft mode when shrinking a file we opened
+    (unless ``draft`` is False: an evaluation transform is reproduced pixel for pixel)."""
+    if draft and opened and img.format == "JPEG":
         transposed = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
         upright = img.size[::-1] if transposed else img.size
         want = _target_size(size, upright, policy)
@@ -131,7 +132,7 @@ def _resize(img, size, policy, resample, crop_pct=1.0):
     if crop_pct != 1:
         scaled = _scaled_size(size, crop_pct)
         if policy == "crop":
-            resized = img.resize(_target_size(scaled, img.size, "crop"), resample)
+            resized = img.resize(_shorter_side(scaled, img.size), resample)
         else:
             resized = _resize(img, scaled, policy, resample)
         return _centre(resized, size)
@@ -141,6 +142,18 @@ def _resize(img, size, policy, resample, crop_pct=1.0):
     if policy == "crop":
         return ImageOps.fit(img, (tw, th), method=resample)
     return ImageOps.pad(img, (tw, th), method=resample, color=BACKGROUND)
+
+
+def _shorter_side(size, shape):
+    """The (width, height) torchvision's ``Resize(side)`` gives an image of ``shape`` for a
+    square ``size``: the shorter side to ``side``, the longer truncated, as its
+    ``_compute_resized_output_size`` does (rounding it moved the crop by a pixel)."""
+    (th, tw), (w, h) = size, shape
+    if th != tw:
+        return _target_size(size, shape, "crop")
+    short, long = min(w, h), max(w, h)
+    longer = int(th * long / short)
+    return (th, longer) if w <= h else (longer, th)
 
 
 def _scaled_size(size, crop_pct):
@@ -167,7 +180,7 @@ def _load_chunk(items, positions, out, policy, resample, crop_pct=1.0):
         try:
             img = _open(items[i])
             try:
-                upright = _decode(img, scaled, policy, opened=img is not items[i])
+                upright = _decode(img, scaled, policy, img is not items[i], crop_pct == 1)
                 out[i] = np.asarray(_resize(upright, size, policy, resample, crop_pct))
             finally:
                 if img is not items[i]:
@@ -269,6 +282,7 @@ class _DiskCache:
         }
         if crop_pct != 1:  # absent otherwise: the entries written before it stay valid
             settings["crop_pct"] = crop_pct
+            settings["exact"] = True  # entries written before the exact rule are stale
         self.settings = settings
         folder = _digest(json.dumps(settings, sort_keys=True))
         self.dir = Path(root) / f"sk_animals-v{_CACHE_FORMAT}" / folder

@@ -24,6 +24,7 @@ from ._backbones import (
     input_size,
     list_backbones,
     load_backbone,
+    loader_for,
     resolve_weights,
     weights_normalization,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "input_size",
     "list_backbones",
     "load_backbone",
+    "loader_for",
 ]
 
 #: The recommended transfer preset: LP-FT of the head alone. The new head starts as the

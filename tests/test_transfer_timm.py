@@ -147,3 +147,37 @@ def test_lp_ft_starts_from_the_linear_probe(backbone, tmp_path):
     assert not np.allclose(random_head.fit(X, y).predict_proba(X), expected, atol=1e-2)
     with pytest.raises(ValueError, match="'init_head' parameter"):
         clf.set_params(init_head="zero").fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "backbone, weights",
+    [("timm/tf_efficientnet_lite0", "EMBEDDED"), ("squeezenet1_1", None), ("alexnet", None)],
+)
+def test_loader_for_equals_the_weights_own_transform_on_real_photos(shared, backbone, weights):
+    """``loader_for`` gives, pixel for pixel, what timm's ``create_transform`` (from the
+    model's ``pretrained_cfg``) or torchvision's ``weights.transforms()`` give before their
+    tensor conversion: 160 real photos, some 640 px, of every aspect."""
+    import timm
+    import torchvision
+    from PIL import Image
+    from timm.data import create_transform, resolve_data_config
+
+    from sk_animals import loader_for
+
+    files = sorted((shared / "data" / "animals10-sample").rglob("*.jp*g"))
+    if backbone.startswith("timm/"):
+        model = timm.create_model(backbone.removeprefix("timm/"), pretrained=False)
+        transform = create_transform(**resolve_data_config({}, model=model))
+    else:
+        transform = torchvision.models.get_model_weights(backbone).DEFAULT.transforms()
+        mode = transform.interpolation
+        transform = torchvision.transforms.Compose(
+            [
+                torchvision.transforms.Resize(transform.resize_size, interpolation=mode),
+                torchvision.transforms.CenterCrop(transform.crop_size),
+            ]
+        )
+    pixels = torchvision.transforms.Compose(list(transform.transforms)[:2])  # PIL ops only
+    expected = np.stack([np.asarray(pixels(Image.open(f).convert("RGB"))) for f in files])
+    got = loader_for(backbone, weights).transform([str(f) for f in files])
+    np.testing.assert_array_equal(got, expected)
