@@ -36,6 +36,7 @@ _HOMES = {
     "Approach": "protocols",
     "compare": "evaluation",
     "paper_protocol": "protocols",
+    "recommended_protocol": "protocols",
     "demo_protocol": "protocols",
     "tune": "tuning",
     "find_images": "prediction",

@@ -62,10 +62,16 @@ class PaperCNN(nn.Module):
         Units in the first fully connected layer.
     """
 
+    @staticmethod
+    def min_size(depth=4):
+        """The smallest image side the network takes at ``depth``: it halves it ``depth``
+        times."""
+        return 2**depth
+
     def __init__(self, n_classes, image_size, *, width=8, depth=4, dropout=0.0, hidden=256):
         super().__init__()
         h, w = image_size
-        _too_small(h, w, depth, depth)
+        _too_small(h, w, depth, self.min_size(depth))
         channels = [3] + [width * 2**i for i in range(depth + 1)]
         self.blocks = nn.Sequential(
             *(
@@ -93,12 +99,12 @@ class PaperCNN(nn.Module):
         return self.head(self.blocks(x))
 
 
-def _too_small(h, w, depth, halvings):
-    if min(h, w) < 2**halvings:
+def _too_small(h, w, depth, minimum):
+    if min(h, w) < minimum:
         raise ValueError(
             f"images of {h}x{w} are too small for depth={depth} (the network halves them "
-            f"{halvings} times): use images of at least {2**halvings} pixels or a smaller "
-            "depth"
+            f"{minimum.bit_length() - 1} times): use images of at least {minimum} pixels or "
+            "a smaller depth"
         )
 
 
@@ -155,6 +161,12 @@ class ResidualCNN(nn.Module):
         at half the input size costs more than its filters' share suggests.
     """
 
+    @staticmethod
+    def min_size(depth=4):
+        """The smallest image side the network takes at ``depth``: its stem and each
+        stage halve it, ``depth + 1`` times."""
+        return 2 ** (depth + 1)
+
     def __init__(
         self,
         n_classes,
@@ -167,7 +179,7 @@ class ResidualCNN(nn.Module):
         stem_width=None,
     ):
         super().__init__()
-        _too_small(*image_size, depth, depth + 1)
+        _too_small(*image_size, depth, self.min_size(depth))
         c_in = stem_width or max(1, 3 * width // 4)
         layers = _conv_bn_relu(3, c_in, stride=2)
         for i in range(depth):

@@ -9,7 +9,7 @@ Every option is parsed and checked here before any work starts; the commands are
 import argparse
 
 from ._backbones import BACKBONES
-from .protocols import APPROACHES, DEMO, NETWORKS, PAPER
+from .protocols import APPROACHES, DEMO, NETWORKS, PAPER, RECIPES, RECOMMENDED
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,7 +93,9 @@ def _add_common(p, *, data_help):
     p.add_argument(
         "--weights",
         default="DEFAULT",
-        help="transfer weights: 'DEFAULT' (timm's through the Hugging Face cache in $HF_HOME, "
+        help="transfer weights: 'DEFAULT' (for the recommended recipe's and the demo's "
+        "EfficientNet-Lite0 the weights that come with the package; else timm's through "
+        "the Hugging Face cache in $HF_HOME, "
         "torchvision's in $TORCH_HOME), a torchvision name such as 'IMAGENET1K_V1', or the "
         "path of a state-dict file",
     )
@@ -121,9 +123,9 @@ def build_parser():
         "compare",
         help="run the approaches and write a report",
         description="Cross-validate and fit the from-scratch CNN, the fine-tuned transfer "
-        "model and the backbone's linear probe on the same images (the paper's protocol "
-        "unless overridden), then write report.html, report.md, metrics.json, figures and "
-        "the fitted pipelines (.skmodel) into --out. "
+        "model and the backbone's linear probe on the same images (each at its best, or as "
+        "the paper did with --recipe paper), then write report.html, report.md, "
+        "metrics.json, figures and the fitted pipelines (.skmodel) into --out. "
         "Ctrl-C stops the run; approaches already finished stay in --out.",
     )
     _add_common(
@@ -140,6 +142,21 @@ def build_parser():
         action="store_true",
         help="go on with an interrupted run in --out (Ctrl-C, a kill, a reboot): its finished "
         "approaches are restored, not run again; the other arguments must be the same",
+    )
+    c.add_argument(
+        "--recipe",
+        choices=tuple(RECIPES),
+        default=next(iter(RECIPES)),
+        help="how each approach trains and sees its images. recommended (default): "
+        "scratch.RECOMMENDED (a residual network, one-cycle schedule, flips and shifts) at "
+        f"{RECOMMENDED.scratch.image_size} px, transfer.RECOMMENDED (the head trained from "
+        f"the linear probe on the frozen body) and the probe on {RECOMMENDED.backbone}, "
+        "images as the weights expect, every image the test set leaves. paper: the study's "
+        f"recipes: the paper's CNN and settings at {PAPER.scratch.image_size} px, "
+        f"{PAPER.scratch.per_class} images per class, {PAPER.scratch.epochs} epochs; "
+        f"{PAPER.backbone} fine-tuned with the paper's settings at "
+        f"{BACKBONES[PAPER.backbone].size} px, stretched, {PAPER.transfer.per_class} per "
+        f"class, {PAPER.transfer.epochs} epochs; {PAPER.folds} folds",
     )
     c.add_argument(
         "--cv",
@@ -161,15 +178,16 @@ def build_parser():
         "--epochs",
         type=_count(1),
         default=None,
-        help="epochs of the approaches that train a network "
-        f"(paper: {PAPER.scratch.epochs} scratch, {PAPER.transfer.epochs} transfer)",
+        help="epochs of the approaches that train a network (default: the recipe's; "
+        f"paper: {PAPER.scratch.epochs} scratch, {PAPER.transfer.epochs} transfer)",
     )
     c.add_argument(
         "--backbone",
         default=None,
         help="pretrained network of the transfer approach: timm/<name> for any timm model "
         "(e.g. timm/tf_efficientnet_lite0), or any torchvision classification "
-        f"model, e.g. {', '.join(sorted(BACKBONES))} (default: the paper's {PAPER.backbone})",
+        f"model, e.g. {', '.join(sorted(BACKBONES))} (default: the recipe's, "
+        f"{RECOMMENDED.backbone} or the paper's {PAPER.backbone})",
     )
     c.add_argument(
         "--test-size",

@@ -155,6 +155,7 @@ def _record(approach, data, final, X_train, X_valid, *, cv, fit_seconds, **test_
     backbone = approach.backbone_step
     return ApproachResult(
         name=approach.name,
+        recipe=approach.recipe,
         classifier=type(approach.classifier).__name__,
         backbone=None if backbone is None else backbone.backbone,
         weights=None if backbone is None or backbone.weights is None else str(backbone.weights),

@@ -18,7 +18,7 @@ from .exceptions import (
     RunInProgressError,
     UsageError,
 )
-from .protocols import DEMO, DEMO_WEIGHTS, ON_BACKBONE, PAPER
+from .protocols import DEMO, ON_BACKBONE, RECIPES
 
 
 def _check_data(args):
@@ -118,6 +118,12 @@ def _check_weights(backbone, weights):
         raise UsageError(f"--weights: {exc}") from None
 
 
+def _protocol(args):
+    """The protocol record of ``args``: the demo's, or the chosen recipe's (``tune``: the
+    paper's)."""
+    return DEMO if args.demo else RECIPES[getattr(args, "recipe", "paper")]
+
+
 def _backbone_and_weights(args, approaches):
     """The backbone and weights of ``args``' protocol, the demo's or the paper's.
 
@@ -131,8 +137,11 @@ def _backbone_and_weights(args, approaches):
         if given:
             names = ", ".join("--" + o.replace("_", "-") for o in given)
             raise UsageError(f"{names}: the demo has its own settings; drop them or give DATA_DIR")
-    backbone = args.backbone or (DEMO if args.demo else PAPER).backbone
-    weights = DEMO_WEIGHTS if args.demo and args.weights == "DEFAULT" else args.weights
+    protocol = _protocol(args)
+    backbone = args.backbone or protocol.backbone
+    weights = args.weights
+    if weights == "DEFAULT" and backbone == protocol.backbone:
+        weights = protocol.weights  # the protocol's own: embedded where it has them
     if set(approaches) & set(ON_BACKBONE):
         try:
             _check_weights(backbone, weights)
@@ -170,13 +179,13 @@ def _compare_in(args, out):
     if not args.resume:
         _check_out_folder(out, args.overwrite)  # again, now that nobody else writes here
     _check_device(args.device)
-    protocol = DEMO if args.demo else PAPER
+    protocol = _protocol(args)
     backbone, weights = _backbone_and_weights(args, args.approaches)
 
     from .datasets import make_image_folder
     from .evaluation import compare
     from .exceptions import BadInputError, ResumeError
-    from .protocols import demo_protocol, paper_protocol
+    from .protocols import demo_protocol, paper_protocol, recommended_protocol
     from .report import remove_report
 
     common = {
@@ -194,7 +203,8 @@ def _compare_in(args, out):
         if not data.is_dir():
             make_image_folder(data, **DEMO.data, random_state=args.seed)
     else:
-        approaches = paper_protocol(
+        build = paper_protocol if args.recipe == "paper" else recommended_protocol
+        approaches = build(
             approaches=args.approaches,
             backbone=backbone,
             weights=weights,
@@ -204,6 +214,13 @@ def _compare_in(args, out):
             **common,
         )
         data = args.data_dir
+    for approach in approaches:  # the network's smallest input, before any work
+        needs = getattr(approach.classifier, "min_image_size", lambda: 1)()
+        if approach.image_size < needs:
+            raise UsageError(
+                f"--image-size {approach.image_size}: the {approach.name} approach's network "
+                f"needs at least {needs} px; give {needs} or more"
+            )
     saved = []
 
     def save(result, name):

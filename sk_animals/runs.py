@@ -45,6 +45,8 @@ def _jsonable(value):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(_jsonable(v) for v in value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, type):
@@ -62,6 +64,7 @@ def _approach(approach):
         for key, value in approach.pipeline.get_params(deep=True).items()
         if not IGNORED.intersection(key.split("__"))
         and key.rsplit("__", 1)[-1] not in ("memory", "steps", "callbacks")
+        and not key.rsplit("__", 1)[-1].startswith("_")  # skorch's own bookkeeping
     }
     return {"per_class": approach.per_class, "params": params}
 

@@ -99,6 +99,10 @@ class ScratchCNNClassifier(ImageClassifier):
         self.depth = depth
         self.dropout = dropout
 
+    def min_image_size(self):
+        """The smallest image side ``module`` takes at this ``depth`` (checked before work)."""
+        return self.module.min_size(self.depth) if hasattr(self.module, "min_size") else 1
+
     def _module_kwargs(self):
         return {
             **super()._module_kwargs(),

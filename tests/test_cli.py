@@ -357,7 +357,7 @@ def test_compare_and_tune_take_a_csv(small_folder, tmp_path, capsys):
     labels = _labels_csv(small_folder, tmp_path / "labels.csv")
     out = tmp_path / "o"
     argv = ["compare", str(labels), "--out", str(out), "--approaches", "scratch", "--folds", "2"]
-    assert main([*argv, "--epochs", "1", "--image-size", "16", "--quiet"]) == 0
+    assert main([*argv, "--epochs", "1", "--image-size", "16", "--recipe", "paper", "-q"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     used = metrics["test"]["files"] + metrics["approaches"][0]["training_files"]
     assert metrics["classes"] == ["circle", "cross"]

@@ -42,7 +42,7 @@ def test_the_command_line_reads_the_records(monkeypatch):
     from sk_animals import _parser, cli, protocols
 
     changed = dataclasses.replace(PAPER, folds=7, backbone="resnet18")
-    monkeypatch.setattr(cli, "PAPER", changed)
+    monkeypatch.setitem(cli.RECIPES, "paper", changed)
     monkeypatch.setattr(_parser, "PAPER", changed)
     monkeypatch.setattr(protocols, "PAPER", changed)
     text = cli.build_parser()._subparsers._group_actions[0].choices["compare"].format_help()
