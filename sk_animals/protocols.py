@@ -365,19 +365,7 @@ def paper_protocol(
     >>> [(a.name, a.image_size, a.per_class) for a in paper_protocol()]
     [('scratch', 100, 1500), ('transfer', 227, 500)]
     """
-    return _approaches(
-        PAPER,
-        approaches=approaches,
-        backbone=backbone,
-        weights=weights,
-        per_class=per_class,
-        epochs=epochs,
-        image_size=image_size,
-        device=device,
-        random_state=random_state,
-        verbose=verbose,
-        cache_dir=cache_dir,
-    )
+    return _approaches(PAPER, **locals())  # the parameters, as they are
 
 
 def recommended_protocol(
@@ -416,19 +404,7 @@ def recommended_protocol(
     >>> recommended_protocol()[1].pipeline[0]  # lite0's own evaluation transform
     ImageLoader(crop_pct=0.875, interpolation='bicubic', n_jobs=-1, resize='crop')
     """
-    return _approaches(
-        RECOMMENDED,
-        approaches=approaches,
-        backbone=backbone,
-        weights=weights,
-        per_class=per_class,
-        epochs=epochs,
-        image_size=image_size,
-        device=device,
-        random_state=random_state,
-        verbose=verbose,
-        cache_dir=cache_dir,
-    )
+    return _approaches(RECOMMENDED, **locals())  # the parameters, as they are
 
 
 def demo_protocol(
