@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 from sklearn.pipeline import Pipeline
 
 from ._base import ImageClassifier
+from .preprocessing import ImageLoader
 from .results import ApproachResult, LabelAudit
 from .stats import accuracy_interval
 
@@ -145,12 +146,20 @@ def _network_settings(clf, fitted):
     )
 
 
-def _record(approach, data, final, X_train, X_valid, *, cv, fit_seconds, **test_scores):
-    """The approach's result: settings, validation scores and timings, test scores given."""
+def _record(
+    approach, data, final, X_train, X_valid, *, cv, fit_seconds, predict_extra_seconds=0.0,
+    **test_scores,
+):  # fmt: skip
+    """The approach's result: settings, validation scores and timings, test scores given.
+
+    ``predict_extra_seconds``: what the validation images cost before ``final`` saw them
+    beyond decoding (frozen features), counted in the predict time.
+    """
     y_train, y_valid = data.labels[data.train], data.labels[data.valid]
     start = time.perf_counter()
     predicted = final.predict(X_valid)
-    predict_ms = 1000 * (time.perf_counter() - start) / len(data.valid)
+    seconds = time.perf_counter() - start + predict_extra_seconds
+    predict_ms = 1000 * seconds / len(data.valid)
     classes = final.classes_.tolist()
     backbone = approach.backbone_step
     return ApproachResult(
@@ -248,3 +257,16 @@ def _label_audit(approach, paths, labels, test, *, used, cv, random_state, say):
         train=rows(train, paths[used]),
         test=rows(tested, test.data),
     )
+
+
+def _decoded(loader, paths):
+    """The fixed steps' output for ``paths``, and the seconds its steps after decoding (the
+    frozen features) took: decoding is shared by every approach, the features are the
+    cost of the approach that uses them."""
+    X, seconds = paths, 0.0
+    for _, step in loader.steps:
+        start = time.perf_counter()
+        X = step.transform(X)
+        if not isinstance(step, ImageLoader):
+            seconds += time.perf_counter() - start
+    return X, seconds

@@ -21,6 +21,7 @@ from sklearn.utils import Bunch
 
 from ._budgets import budget_curve, forecast
 from ._scoring import (
+    _decoded,
     _final_fit,
     _label_audit,
     _record,
@@ -200,7 +201,9 @@ def _fit_and_score(
     )
     loader, model = approach.decoder(), approach.model()
     say(f"loading {len(data.labels)} images at {approach.image_size}x{approach.image_size}")
-    X_train, X_valid = (loader.transform(data.paths[part]) for part in (data.train, data.valid))
+    (X_train, train_features), (X_valid, valid_features) = (
+        _decoded(loader, data.paths[part]) for part in (data.train, data.valid)
+    )
     y_train, y_valid = data.labels[data.train], data.labels[data.valid]
     cv_scores = None
     if cv:
@@ -236,7 +239,8 @@ def _fit_and_score(
         X_train,
         X_valid,
         cv=cv_scores,
-        fit_seconds=fit_seconds,
+        fit_seconds=fit_seconds + train_features,  # a probe pays for its features
+        predict_extra_seconds=valid_features,
         **test_scores,
     )
     return record, pipeline

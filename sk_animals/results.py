@@ -266,8 +266,8 @@ class ComparisonResult:
                     "-" if r.lr is None else f"{r.lr:g}",
                     "-" if epochs is None else str(epochs),
                     r.precision or "-",
-                    f"{r.fit_seconds:.1f}",
-                    f"{r.predict_ms_per_image:.2f}",
+                    _seconds(r.fit_seconds),
+                    _seconds(r.predict_ms_per_image),
                 ]
             )
         return rows
@@ -389,6 +389,11 @@ class ComparisonResult:
         for name in self.pipelines if names is None else names:
             save(self.pipelines[name], out / f"{name}{SUFFIX}")
         return write_report(self, out)
+
+
+def _seconds(value):
+    """A duration for the table: three significant digits, so a small cost never reads 0."""
+    return f"{value:.3g}" if value < 100 else f"{value:.0f}"
 
 
 def _difference_json(pair):

@@ -372,3 +372,25 @@ def test_a_checkpoint_restores_each_finished_unit(mislabelled, tmp_path, capsys)
     assert again.approaches[0].cv == first.approaches[0].cv
     assert again.approaches[0].test_predicted == first.approaches[0].test_predicted
     assert again.budget_curve == first.budget_curve
+
+
+def test_a_probe_pays_for_its_features(mislabelled, monkeypatch):
+    """Frozen features are computed once, but they are the probe's cost: its fit time
+    holds the training images' features and its predict time the validation images'."""
+    import time
+
+    from sk_animals.transfer import PretrainedFeatures
+
+    real = PretrainedFeatures.transform
+
+    def slow(self, X):
+        time.sleep(0.3)
+        return real(self, X)
+
+    monkeypatch.setattr(PretrainedFeatures, "transform", slow)
+    root, _ = mislabelled
+    result = compare(root, [_colour_probe(mislabelled)], cv=0, audit=False, verbose=0)
+    (record,) = result.approaches
+    assert record.fit_seconds >= 0.3
+    assert record.predict_ms_per_image * record.n_valid / 1000 >= 0.3
+    assert "0.0" not in result.table()[0][-2:]
