@@ -39,6 +39,7 @@ from ._tensors import (
     augment,
     channel_stats,
     check_images,
+    check_module_state,
     flush_denormals,
     load_module_state,
     resolve_device,
@@ -50,6 +51,9 @@ from ._training import PRECISIONS, StopEarly, TrainingMixin, resolve_precision
 #: True while a saved estimator rebuilds its network (``_restore_fitted_state``): its
 #: weights come from the file's tensors, so ``_module_kwargs`` asks for no pretrained ones.
 RESTORING = ContextVar("sk_animals_restoring", default=False)
+#: The largest image side a saved model may ask for: its file decides how large the
+#: images it is given are made, and ``load`` refuses a file that would cost more.
+MAX_IMAGE_SIDE = 4096
 
 __all__ = ["ImageClassifier", "check_images"]
 
@@ -125,8 +129,14 @@ def classes_to_json(classes):
 
 
 def classes_from_json(value):
-    """The class labels that :func:`classes_to_json` wrote."""
-    return np.array(value["values"], np.dtype(value["dtype"]))
+    """The class labels that :func:`classes_to_json` wrote; ValueError for anything else
+    (a file's labels are data: a kind of array or a size they do not need is refused)."""
+    dtype, values = np.dtype(value["dtype"]), value["values"]
+    if not isinstance(values, list) or dtype.kind not in "biufUO":
+        raise ValueError(f"classes_ are not a list of labels of a plain dtype ({dtype.str})")
+    if dtype.itemsize * len(values) > 2**24:
+        raise ValueError(f"classes_ would take {dtype.itemsize * len(values)} bytes")
+    return np.array(values, dtype)
 
 
 def shared_docs(cls):
@@ -328,18 +338,30 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
     def _restore_fitted_state(self, values, tensors):
         """Become the fitted estimator whose ``_fitted_state`` gave ``values`` and ``tensors``.
 
-        The network is built without pretrained weights (nothing is read or downloaded),
-        then loaded from ``tensors``; the global torch RNG is left untouched.
+        The settings are checked against ``tensors`` first (image size within
+        :data:`MAX_IMAGE_SIDE`, the network's shapes on the meta device, see
+        ``check_module_state``), so that a file whose settings disagree with its tensors
+        allocates nothing; a ValueError says what is wrong. The network is then built
+        without pretrained weights (nothing is read or downloaded) and loaded from
+        ``tensors``; the global torch RNG is left untouched.
         """
         self.label_encoder_ = LabelEncoder()
         self.label_encoder_.classes_ = classes_from_json(values["classes_"])
         self.image_size_ = tuple(values["image_size_"])
+        if len(self.image_size_) != 2 or not all(
+            isinstance(v, int) and 1 <= v <= MAX_IMAGE_SIDE for v in self.image_size_
+        ):
+            raise ValueError(
+                f"image_size_={values['image_size_']!r} is not two sides of 1 to "
+                f"{MAX_IMAGE_SIDE} pixels"
+            )
         self.mean_, self.std_ = tensors["mean_"].numpy(), tensors["std_"].numpy()
         weight = tensors.get("class_weight_")
         self.class_weight_ = None if weight is None else weight.numpy()
         self._stats_on_device_ = {}
         token = RESTORING.set(True)  # read by _module_kwargs: the weights come from tensors
         try:
+            check_module_state(self.module, self._module_params(), tensors)  # nothing built yet
             with torch.random.fork_rng(devices=[]):
                 self.initialize()
         finally:
@@ -364,10 +386,13 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
         """What the data says about the network's shape."""
         return {"n_classes": len(self.classes_)}
 
+    def _module_params(self):
+        """The keyword arguments ``module`` is built with: the data's, then ``module__*``."""
+        return {**self._module_kwargs(), **self.get_params_for("module")}
+
     # -- skorch hooks
     def initialize_module(self):
-        kwargs = {**self._module_kwargs(), **self.get_params_for("module")}
-        self.module_ = self.initialized_instance(self.module, kwargs)
+        self.module_ = self.initialized_instance(self.module, self._module_params())
         if self.channels_last:
             self.module_ = self.module_.to(memory_format=torch.channels_last)
         return self

@@ -68,6 +68,17 @@ class PaperCNN(nn.Module):
         times."""
         return 2**depth
 
+    @staticmethod
+    def settings_from_state(shapes):
+        """The settings that made a state dict of these ``shapes`` (name to shape)."""
+        blocks = {k.split(".")[1] for k in shapes if k.startswith("blocks.")}
+        return {
+            "n_classes": shapes["head.5.weight"][0],
+            "width": shapes["blocks.0.0.weight"][0],
+            "depth": len(blocks) - 1,
+            "hidden": shapes["head.2.weight"][0],
+        }
+
     def __init__(self, n_classes, image_size, *, width=8, depth=4, dropout=0.0, hidden=256):
         super().__init__()
         h, w = image_size
@@ -166,6 +177,17 @@ class ResidualCNN(nn.Module):
         """The smallest image side the network takes at ``depth``: its stem and each
         stage halve it, ``depth + 1`` times."""
         return 2 ** (depth + 1)
+
+    @staticmethod
+    def settings_from_state(shapes):
+        """The settings that made a state dict of these ``shapes`` (name to shape)."""
+        stages = [k for k, v in shapes.items() if k.count(".") == 2 and len(v) == 4][1:]
+        return {
+            "n_classes": shapes["head.3.weight"][0],
+            "width": shapes["blocks.3.weight"][0],
+            "depth": len(stages),
+            "stem_width": shapes["blocks.0.weight"][0],
+        }
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ __all__ = [
     "augment",
     "channel_stats",
     "check_images",
+    "check_module_state",
     "denormals_flushed",
     "flush_denormals",
     "MappedPages",
@@ -259,3 +260,55 @@ def load_module_state(module, tensors):
         {k[len(prefix) :]: t for k, t in tensors.items() if k.startswith(prefix)}
     )
     return module
+
+
+def _shape(shape):
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
+def check_module_state(module, kwargs, tensors):
+    """Refuse ``tensors`` that ``module(**kwargs)`` would not take, allocating nothing.
+
+    A saved model's settings are checked against its tensors before its network is built:
+    a network class that has ``settings_from_state(shapes)`` (the settings that made a
+    state dict of those shapes) names the setting that disagrees; then the network is
+    built on PyTorch's meta device (shapes without memory) and every ``module_.*``
+    tensor's name and shape compared with its state dict.
+
+    Raises
+    ------
+    ValueError
+        One line naming the setting, or the tensor and the settings, that disagree.
+    """
+    prefix = "module_."
+    stored = {k[len(prefix) :]: tuple(t.shape) for k, t in tensors.items() if k.startswith(prefix)}
+    depth = kwargs.get("depth")  # a bound before anything is built layer by layer
+    if isinstance(depth, int) and not 0 <= depth <= len(stored):
+        raise ValueError(f"depth={depth} does not fit its {len(stored)} stored tensors")
+    try:
+        implied = module.settings_from_state(stored)
+    except (AttributeError, KeyError, IndexError):  # no such method, or tensors missing
+        implied = {}
+    for key, value in implied.items():
+        given = kwargs.get(key)
+        if given is not None and given != value:
+            name = f"classes_ ({given} classes)" if key == "n_classes" else f"{key}={given!r}"
+            raise ValueError(f"{name} disagrees with the stored tensors, made with {value}")
+    settings = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(t.shape) for k, t in module(**kwargs).state_dict().items()}
+    except Exception as exc:  # any failure to build from the file's settings
+        raise ValueError(f"the network cannot be built from {settings}: {exc}") from None
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
+    wrong = [k for k in expected if k in stored and expected[k] != stored[k]]
+    if missing or extra or wrong:
+        if wrong:
+            k = wrong[0]
+            what = f"{prefix}{k} is {_shape(stored[k])}, the settings make {_shape(expected[k])}"
+        elif missing:
+            what = f"tensor {prefix}{missing[0]} is missing"
+        else:
+            what = f"tensor {prefix}{extra[0]} is not part of the network"
+        raise ValueError(f"the stored tensors do not fit the settings ({settings}): {what}")

@@ -11,6 +11,7 @@ import traceback
 from pathlib import Path
 
 from ._parser import _approach_list, build_parser  # noqa: F401  (re-exported)
+from ._text import terminal_text
 from .exceptions import (
     BadInputError,
     FileWriteError,
@@ -268,9 +269,9 @@ def _compare_in(args, out):
             store.clear()
     store.clear()  # finished: nothing left to resume
     if not args.quiet:
-        print("\n".join(result.verdicts()), end="\n\n")
-        print(result.to_markdown())
-        print(f"\nreport: {out / 'report.html'}")
+        print(terminal_text("\n".join(result.verdicts()), keep_newlines=True), end="\n\n")
+        print(terminal_text(result.to_markdown(), keep_newlines=True))
+        print(terminal_text(f"\nreport: {out / 'report.html'}", keep_newlines=True))
     return 0
 
 
@@ -343,7 +344,7 @@ def _tune(args):
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         save(best.set_params(**{f"{best.steps[-1][0]}__callbacks": None}), args.out)
-        print(f"best pipeline refitted on all the data: {args.out}")
+        print(terminal_text(f"best pipeline refitted on all the data: {args.out}"))
     return 0
 
 
@@ -406,7 +407,7 @@ def _predict(args):
         done, failed = _print_predictions(rows, classes, args.json, args.top_k)
     if failed and not args.quiet:
         where = f" (see the error column of {out})" if out else ""
-        print(f"{failed} of {done + failed} file(s) could not be read{where}", file=sys.stderr)
+        _error(f"{failed} of {done + failed} file(s) could not be read{where}")
     return 0 if done else 1
 
 
@@ -427,17 +428,24 @@ def _print_predictions(rows, classes, as_json, top_k):
     if as_json:
         import json
 
-        print(json.dumps(table, indent=1))
+        print(json.dumps(table, indent=1))  # ASCII: names escaped, and exact when parsed
     else:
-        width = max(len(r["image"]) for r in table)
-        for r in table:
+        shown = [terminal_text(r["image"]) for r in table]
+        width = max(map(len, shown))
+        for image, r in zip(shown, table, strict=True):
             if r["error"]:
-                print(f"{r['image']:<{width}}  error: {r['error']}")
+                print(f"{image:<{width}}  error: {terminal_text(r['error'])}")
             else:
                 best = f"  ({', '.join(r['top'])})" if top_k else ""
-                print(f"{r['image']:<{width}}  {r['label']}  {r['probability']:.3f}{best}")
+                line = f"{r['label']}  {r['probability']:.3f}{best}"
+                print(f"{image:<{width}}  {terminal_text(line)}")
     failed = sum(bool(r["error"]) for r in table)
     return len(table) - failed, failed
+
+
+def _error(message):
+    """``message`` on standard error, names in it unable to drive the terminal."""
+    print(terminal_text(message, keep_newlines=True), file=sys.stderr)
 
 
 def main(argv=None):
@@ -448,28 +456,25 @@ def main(argv=None):
     try:
         return run(args)
     except (UsageError, BadInputError, RunInProgressError) as exc:  # before any work
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        _error(f"{prog}: error: {exc}")
         return 2
     except FileWriteError as exc:  # named file, nothing half-written left under its name
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        _error(f"{prog}: error: {exc}")
         return 1
     except (Interrupted, KeyboardInterrupt) as exc:
-        print(f"{prog}: {str(exc) or 'interrupted'}", file=sys.stderr)
+        _error(f"{prog}: {str(exc) or 'interrupted'}")
         return 130
     except Exception as exc:
         if args.debug:
             raise
         if isinstance(exc, ImportError):  # an optional dependency: say what to install
-            print(f"{prog}: error: {exc}", file=sys.stderr)
+            _error(f"{prog}: error: {exc}")
             return 2
         fd, log = tempfile.mkstemp(prefix="sk-animals-", suffix=".log")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             traceback.print_exc(file=f)
         line = str(exc).splitlines()[0] if str(exc) else ""
-        print(
-            f"{prog}: {type(exc).__name__}: {line} (traceback in {log}; --debug shows it)",
-            file=sys.stderr,
-        )
+        _error(f"{prog}: {type(exc).__name__}: {line} (traceback in {log}; --debug shows it)")
         return 1
 
 

@@ -30,6 +30,7 @@ from ._scoring import (
     per_class_rates,
     training_curves,
 )
+from ._text import terminal_text
 from .datasets import load_folder, sample_per_class
 from .exceptions import BadInputError, NotEnoughImagesError
 from .persistence import unsavable
@@ -98,7 +99,7 @@ def _check_enough(y, approaches, cv, validation_fraction, random_state):
 
 def _say(prefix, verbose, message):
     if verbose:
-        print(f"{prefix}: {message}", flush=True)
+        print(terminal_text(f"{prefix}: {message}"), flush=True)
 
 
 def _split(approach, paths, labels, *, validation_fraction, random_state):

@@ -333,8 +333,33 @@ def _device(saved, requested, path):
     return saved
 
 
+def _caller_chooses(key):
+    """Whether parameter ``key`` starts processes or picks folders: the caller's choice at
+    run time, never a file's."""
+    return key.endswith(("num_workers", "n_jobs", "cache_dir")) or key == "memory"
+
+
+def _check_layout(doc):
+    """What is wrong with the shape of a model description, or None."""
+    steps = doc.get("steps")
+    if not isinstance(steps, list) or not steps:
+        return "'steps' is not a list of steps"
+    for i, step in enumerate(steps):
+        kinds = {"name": str, "class": str, "params": dict, "fitted": dict}
+        if not isinstance(step, dict) or not all(
+            isinstance(step.get(k), t) for k, t in kinds.items()
+        ):
+            return f"step {i} is not a name, a class, params and fitted values"
+    if not isinstance(doc.get("pipeline"), dict | None) or (
+        doc.get("pipeline") is None and len(steps) != 1
+    ):
+        return "'pipeline' is neither a Pipeline's parameters nor null for one step"
+    return None
+
+
 def _rebuild(step, tensors, device, path, saved):
-    """One fitted step from its JSON and its tensors; the estimator restores its own state."""
+    """One fitted step from its JSON and its tensors; the estimator restores its own state
+    and checks that its settings fit its tensors before it builds anything."""
     cls = REGISTRY.get(step["class"]) if step["class"] in _ESTIMATORS else None
     if cls is None:
         raise ValueError(
@@ -342,7 +367,7 @@ def _rebuild(step, tensors, device, path, saved):
             f"{__version__} (the file was written by sk_animals {saved})"
         )
     try:
-        params = {k: _decode(v, k) for k, v in step["params"].items()}
+        params = {k: _decode(v, k) for k, v in step["params"].items() if not _caller_chooses(k)}
     except ValueError as exc:
         raise ValueError(
             f"{path}: {exc} of sk_animals {__version__} (the file was written by "
@@ -352,7 +377,11 @@ def _rebuild(step, tensors, device, path, saved):
         params["device"] = _device(params["device"], device, path)
     prefix = f"{step['name']}."
     arrays = {k[len(prefix) :]: t for k, t in tensors.items() if k.startswith(prefix)}
-    return cls(**params)._restore_fitted_state(step["fitted"], arrays)
+    try:
+        return cls(**params)._restore_fitted_state(step["fitted"], arrays)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as exc:
+        what = f"no {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        raise ValueError(f"{path}: step {step['name']!r} ({step['class']}): {what}") from None
 
 
 def load(path, *, device=None):
@@ -371,12 +400,26 @@ def load(path, *, device=None):
     -------
     estimator : Pipeline or estimator
         Fitted, as it was saved; training history and optimizer state are not saved.
+        Settings that start processes or choose folders (``iterator_train__num_workers``,
+        ``iterator_valid__num_workers``, ``cache_dir``, a Pipeline's ``memory``, anything
+        ending in ``n_jobs``) are not taken from the file: they get their defaults, and
+        the caller sets them with ``set_params``.
 
     Raises
     ------
     ValueError
-        ``path`` is not a model file (an image, an empty, truncated or joblib file), or is
-        in a newer format than this sk_animals reads (the message names both versions).
+        One line naming the file and what is wrong: ``path`` is not a model file (an
+        image, an empty, truncated or joblib file); it is in a newer format than this
+        sk_animals reads (the message names both versions); it is malformed (no steps, a
+        tensor missing or of the wrong shape, classes that disagree with the network);
+        or a setting disagrees with its tensors (``width=512`` for tensors of width 8)
+        or is out of bounds (an image side above 4096 pixels). Each is found before the
+        network is built: a file allocates no more than its tensors.
+
+    Notes
+    -----
+    A model file is data: loading it writes nothing, starts nothing and runs none of its
+    content. docs/security.rst says what a file from someone else can and cannot do.
 
     Warns
     -----
@@ -389,6 +432,9 @@ def load(path, *, device=None):
     """
     doc, tensors = _read(path)
     saved = doc["versions"]["sk_animals"]
+    wrong = _check_layout(doc)
+    if wrong is not None:
+        raise ValueError(f"{os.fspath(path)} is not an sk_animals model file ({wrong})")
     if saved != __version__:
         warnings.warn(
             f"{os.fspath(path)} was saved with sk_animals {saved} and is loaded with "
@@ -401,4 +447,7 @@ def load(path, *, device=None):
         steps.append((step["name"], _rebuild(step, tensors, device, os.fspath(path), saved)))
     if doc["pipeline"] is None:
         return steps[0][1]
-    return Pipeline(steps, **{k: _decode(v, k) for k, v in doc["pipeline"].items()})
+    if len({name for name, _ in steps}) != len(steps):
+        raise ValueError(f"{os.fspath(path)}: two steps have the same name")
+    params = {k: _decode(v, k) for k, v in doc["pipeline"].items() if not _caller_chooses(k)}
+    return Pipeline(steps, **params)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._text import csv_cell
 from .datasets import IMAGE_EXTENSIONS, _read_table
 from .preprocessing import ImageLoader
 
@@ -163,8 +164,23 @@ def write_predictions(rows, classes, out, *, top_k=0):
     -------
     counts : tuple of (int, int)
         Files predicted and files that could not be read.
+
+    Notes
+    -----
+    The file is for spreadsheets too: a file name, class name or error that starts like a
+    formula (``=``, ``+``, ``-``, ``@``, a tab or a carriage return), or with a quote, is
+    written with a ``'`` in front, as OWASP recommends against CSV injection; remove one
+    leading ``'`` where the rest starts with one of these to get the name back.
+
+    A file name that is not valid UTF-8 (Python gives it with surrogate escapes, see
+    :func:`os.fsdecode`) is written as its original bytes: ``out``'s error handler is set
+    to ``"surrogateescape"`` when it has one, and reading the CSV with
+    ``errors="surrogateescape"`` gives the name that :func:`open` accepts.
     """
+    if getattr(out, "errors", None) == "strict" and hasattr(out, "reconfigure"):
+        out.reconfigure(errors="surrogateescape")  # odd file names never end the run
     classes = [str(c) for c in classes]
+    cells = [csv_cell(c) for c in classes]
     top_k = min(top_k, len(classes))
     tops = [f"top{k}{s}" for k in range(1, top_k + 1) for s in ("", "_confidence")]
     header = ["path", "label", "confidence", *(f"proba_{c}" for c in classes), *tops, "error"]
@@ -174,13 +190,15 @@ def write_predictions(rows, classes, out, *, top_k=0):
     for path, proba, error in rows:
         if proba is None:
             failed += 1
-            writer.writerow([path, "", "", *[""] * (len(classes) + len(tops)), error])
+            empty = [""] * (2 + len(classes) + len(tops))
+            writer.writerow([csv_cell(path), *empty, csv_cell(error)])
             continue
         done += 1
         order = np.argsort(-proba, kind="stable")[: max(top_k, 1)]
-        top = [v for k in order[:top_k] for v in (classes[k], f"{proba[k]:.6f}")]
+        top = [v for k in order[:top_k] for v in (cells[k], f"{proba[k]:.6f}")]
         writer.writerow(
-            [path, classes[order[0]], f"{proba[order[0]]:.6f}", *(f"{p:.6f}" for p in proba)]
+            [csv_cell(path), cells[order[0]], f"{proba[order[0]]:.6f}"]
+            + [f"{p:.6f}" for p in proba]
             + top
             + [""]
         )

@@ -13,12 +13,14 @@ import html
 import io
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from matplotlib.figure import Figure  # figures for files: no pyplot, no backend switch
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from ._files import write_bytes, write_text
+from ._text import markdown_text
 from .preprocessing import ImageLoader
 
 #: The files :func:`write_report` writes: these, and per approach ``<name>_<figure>.png``
@@ -218,9 +220,18 @@ def plot_budget_curve(points, forecasts=()):
 
 
 def markdown_table(columns, rows):
-    """A Markdown table of string cells."""
-    lines = [columns, ["---"] * len(columns), *rows]
-    return "\n".join("| " + " | ".join(map(str, line)) + " |" for line in lines)
+    """A Markdown table of cells shown as written: markup, ``|`` and line breaks escaped.
+
+    Examples
+    --------
+    >>> print(markdown_table(["Class", "n"], [["cat|dog", "3"]]))
+    | Class | n |
+    | --- | --- |
+    | cat\\|dog | 3 |
+    """
+    cells = [[markdown_text(c, block=False) for c in line] for line in [columns, *rows]]
+    lines = [cells[0], ["---"] * len(columns), *cells[1:]]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
 def html_table(columns, rows):
@@ -266,16 +277,16 @@ class _Document:
         self.out, self.md, self.html = out, [], []
 
     def heading(self, text, level=2):
-        self.md += [f"{'#' * level} {text}", ""]
+        self.md += [f"{'#' * level} {markdown_text(text)}", ""]
         self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
 
     def paragraph(self, text, css=None):
-        self.md += [text, ""]
+        self.md += [markdown_text(text), ""]
         attr = f' class="{css}"' if css else ""
         self.html.append(f"<p{attr}>{html.escape(text)}</p>")
 
     def items(self, lines):
-        self.md += [*(f"- {line}" for line in lines), ""]
+        self.md += [*(f"- {markdown_text(line)}" for line in lines), ""]
         self.html.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
 
     def table(self, columns, rows):
@@ -289,7 +300,7 @@ class _Document:
         fig.savefig(buffer, format="png", dpi=100)
         data = buffer.getvalue()
         write_bytes(self.out / name, data)
-        self.md += [f"![{alt}]({name})", ""]
+        self.md += [f"![{markdown_text(alt, block=False)}]({quote(name)})", ""]
         encoded = base64.b64encode(data).decode("ascii")
         self.html.append(f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}">')
 

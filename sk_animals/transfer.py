@@ -32,6 +32,7 @@ from ._base import RESTORING, ImageClassifier, classes_from_json, classes_to_jso
 from ._networks import TransferNet
 from ._tensors import (
     check_images,
+    check_module_state,
     flush_denormals,
     inference_batch_size,
     load_module_state,
@@ -465,8 +466,10 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     def _restore_fitted_state(self, values, tensors):
         """Become the fitted transformer of ``values`` and ``tensors``; reads no weights."""
+        kwargs = {"n_classes": None, "backbone": self.backbone, "weights": None, "freeze": "body"}
+        check_module_state(TransferNet, kwargs, tensors)  # before anything is allocated
         with torch.random.fork_rng(devices=[]):
-            module = TransferNet(None, self.backbone, None, freeze="body")
+            module = TransferNet(**kwargs)
         self.module_ = load_module_state(module, tensors).eval()
         self.mean_, self.std_ = tensors["mean_"].numpy(), tensors["std_"].numpy()
         self.n_features_out_ = values["n_features_out_"]

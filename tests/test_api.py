@@ -40,7 +40,7 @@ LAYERS = [
     ["_timm"],
     ["datasets"],
     ["audit", "preprocessing", "stats", "_tensors", "_files"],
-    ["exceptions", "_version"],
+    ["exceptions", "_version", "_text"],
 ]
 
 #: Import paths that earlier releases documented or used, and must keep working.

@@ -212,10 +212,13 @@ def test_not_a_model_file(make, saved, tmp_path):
     assert message.startswith(f"{path} is not an sk_animals model file (") and "\n" not in message
 
 
-def _rewrite(source, target, edit):
-    """Write ``source`` again as ``target`` after ``edit(doc)`` changed its JSON."""
+def _rewrite(source, target, edit, edit_tensors=None):
+    """Write ``source`` again as ``target`` after ``edit(doc)`` changed its JSON (and
+    ``edit_tensors(tensors)`` its tensors)."""
     doc, tensors = _read(source)
     edit(doc)
+    if edit_tensors is not None:
+        edit_tensors(tensors)
     _write(target, doc, tensors)
     return target
 
@@ -369,3 +372,118 @@ def test_pickled_fitted_estimators_hold_no_images(kind):
     weights = sum(t.numel() * t.element_size() for t in clf.module_.state_dict().values())
     assert len(pickle.dumps(clf)) < weights * 2 + 64 * 1024  # params + optimizer state
     assert X.nbytes // 2 > 64 * 1024  # the validation half alone would break the bound
+
+
+@contextmanager
+def parameters_allocated():
+    """The sizes (elements) of every network parameter allocated in the block, off meta."""
+    sizes = [0]
+    new = torch.nn.Parameter.__new__
+
+    def spy(cls, data=None, requires_grad=True):
+        if data is not None and data.device.type != "meta":
+            sizes.append(data.numel())
+        return new(cls, data, requires_grad)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.nn.Parameter, "__new__", staticmethod(spy))
+        yield sizes
+
+
+def _set_params(**changes):
+    return lambda d: d["steps"][0]["params"].update(changes)
+
+
+def _fitted(**changes):
+    return lambda d: d["steps"][0]["fitted"].update(changes)
+
+
+def _labels(*values):
+    return {"dtype": "<U1", "values": list(values)}
+
+
+def _tensor(key, value):
+    def edit(tensors):
+        if value is None:
+            del tensors[f"estimator.{key}"]
+        else:
+            tensors[f"estimator.{key}"] = value
+
+    return edit
+
+
+def _same(doc):
+    pass
+
+
+CONV = "module_.blocks.0.0.weight"  # the tiny network's first convolution, width 4
+
+
+@pytest.mark.parametrize(
+    "edit, edit_tensors, match",
+    [
+        (_set_params(width=64), None, "width=64 disagrees with the stored tensors, made with 4"),
+        (_set_params(width=100_000), None, "width=100000 disagrees"),
+        (_set_params(depth=3), None, "depth=3 disagrees with the stored tensors, made with 2"),
+        (_set_params(depth=10**9), None, "depth=1000000000 does not fit"),
+        (_set_params(module__hidden=4096), None, "hidden=4096 disagrees"),
+        (_set_params(module={"class": "ResidualCNN"}), None, "do not fit the settings"),
+        (_fitted(image_size_=[100_000, 100_000]), None, "image_size_=[100000, 100000]"),
+        (_fitted(image_size_=[64, 64]), None, "module_.head.2.weight is (256, 1024)"),
+        (_fitted(classes_=_labels("a", "b", "c")), None, "classes_ (3 classes) disagrees"),
+        (_fitted(classes_={"dtype": "<U99999999", "values": ["a"] * 9}), None, "would take"),
+        (_fitted(classes_={"dtype": "V8", "values": ["a", "b"]}), None, "plain dtype (|V8)"),
+        (lambda d: d.pop("steps"), None, "'steps' is not a list of steps"),
+        (lambda d: d.update(steps="estimator"), None, "'steps' is not a list of steps"),
+        (lambda d: d["steps"][0].pop("fitted"), None, "step 0 is not a name, a class"),
+        (_same, _tensor(CONV, None), f"tensor {CONV} is missing"),
+        (_same, _tensor(CONV, torch.zeros(4, 3, 5, 5)), f"{CONV} is (4, 3, 5, 5), the settings"),
+        (_same, _tensor("module_.extra", torch.zeros(2)), "module_.extra is not part of"),
+        (_same, _tensor("mean_", None), "no 'mean_'"),
+    ],
+    ids=lambda v: None if callable(v) or v is None else v[:24],
+)
+def test_a_bad_file_is_refused_in_one_line_before_anything_is_built(
+    edit, edit_tensors, match, saved, tmp_path
+):
+    path = _rewrite(saved[1], tmp_path / "bad.skmodel", edit, edit_tensors)
+    with parameters_allocated() as sizes, pytest.raises(ValueError) as info:
+        load(path)
+    message = str(info.value)
+    assert match in message and str(path) in message and "\n" not in message
+    assert max(sizes) < 10_000  # the tiny network's own parameters at most
+
+
+def test_a_file_chooses_no_workers_and_no_folders(image_folder, tmp_path):
+    pipe = make_pipeline(ImageLoader(32), tiny()).fit(image_folder.data, image_folder.target)
+    save(pipe, tmp_path / "good.skmodel")
+
+    def choose(doc):
+        loader, net = doc["steps"]
+        loader["params"].update(cache_dir=str(tmp_path / "theirs"), n_jobs=64)
+        net["params"].update(iterator_valid__num_workers=6, iterator_train__num_workers=6)
+        doc["pipeline"].update(memory=str(tmp_path / "theirs"))
+
+    path = _rewrite(tmp_path / "good.skmodel", tmp_path / "chosen.skmodel", choose)
+    loaded = load(path)
+    params = loaded.get_params()
+    assert params["memory"] is None and params["imageloader__cache_dir"] is None
+    assert params["imageloader__n_jobs"] == ImageLoader().n_jobs
+    assert "scratchcnnclassifier__iterator_valid__num_workers" not in params
+    X = image_folder.data[:8]
+    assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
+    assert not (tmp_path / "theirs").exists()
+
+
+@pytest.mark.parametrize("make", [squeezenet, PretrainedFeatures], ids=["transfer", "features"])
+def test_a_backbone_other_than_the_tensors_is_refused_before_it_is_built(make, shapes, tmp_path):
+    est = make(weights=None) if make is PretrainedFeatures else make()
+    save(est.fit(*shapes), tmp_path / "good.skmodel")
+    path = _rewrite(
+        tmp_path / "good.skmodel", tmp_path / "bad.skmodel", _set_params(backbone="vgg11")
+    )
+    with parameters_allocated() as sizes, pytest.raises(ValueError) as info:
+        load(path)
+    message = str(info.value)
+    assert "do not fit the settings" in message and str(path) in message and "\n" not in message
+    assert max(sizes) == 0  # VGG-11's 133 M parameters were never allocated

@@ -212,3 +212,37 @@ def test_dedupe_leaves_one_of_each_group_before_the_split(tmp_path):
     assert sorted(Path(p).name for p in result.deduplicated) == [first.name, "copy.png"]
     assert result.audit.summary()["exact_duplicate_groups"] == 0
     assert any("deduplication left out 2" in note for note in result.notes)
+
+
+#: Labels that are markup, break a table or start a block when written raw into Markdown.
+HOSTILE_LABELS = ["<script>alert(1)</script>", "a|b", "two\nlines", "*bold* _it_ `x`", "[l](u)"]
+
+
+def _unescaped(line, char):
+    """How many ``char`` in a Markdown line are markup (not after an odd run of ``\\``)."""
+    return len(re.findall(r"(?<!\\)(?:\\\\)*" + re.escape(char), line))
+
+
+def test_markdown_shows_hostile_labels_as_text(tmp_path):
+    from sk_animals.report import _Document, markdown_table
+
+    table = markdown_table(["Class", "n"], [[label, "1"] for label in HOSTILE_LABELS])
+    lines = table.splitlines()
+    assert len(lines) == 2 + len(HOSTILE_LABELS)  # a line break stays in its cell
+    assert all(_unescaped(line, "|") == 3 for line in lines)  # no cell more, no cell less
+    for char in "<>*_`[]":
+        assert all(_unescaped(line.replace("<br>", ""), char) == 0 for line in lines), char
+    doc = _Document(tmp_path)
+    doc.heading("x\n# owned")
+    doc.paragraph("- not a list\n<img src=x onerror=alert(1)>")
+    doc.items(["1. not a list", "a\\*b"])
+    assert doc.md == [
+        "## x<br>\\# owned",  # one heading, no second one from the line break
+        "",
+        "\\- not a list<br>\\<img src=x onerror=alert(1)\\>",  # text, not a list or a tag
+        "",
+        "- 1\\. not a list",  # an item, not a nested list
+        "- a\\\\\\*b",  # the backslash itself escaped, then the star
+        "",
+    ]
+    assert "<h2>x\n# owned</h2>" in "".join(doc.html)  # HTML keeps the text as it is
