@@ -64,13 +64,17 @@ class OnnxMetadata:
     @classmethod
     def from_props(cls, props, name="the model"):
         """The record in ``props``, each value checked; ValueError naming what is wrong."""
+        missing = [k for k in ("classes", "input_size", "resize") if k not in props]
+        if missing:
+            raise ValueError(
+                f"{name} is not an ONNX file exported by sk_animals (no {missing[0]!r} in its "
+                "metadata)"
+            )
         try:
             values = {k: json.loads(props[k]) for k in cls.__dataclass_fields__ if k in props}
             meta = cls(**{**values, "input_size": tuple(values["input_size"])})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(
-                f"{name} is not an ONNX file exported by sk_animals (metadata: {exc})"
-            ) from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} has invalid sk_animals metadata ({exc})") from None
         h, w = meta.input_size
         checks = {
             "classes": isinstance(meta.classes, list) and len(meta.classes) >= 2,
@@ -97,11 +101,15 @@ class OnnxMetadata:
         )
 
 
-def _session(model):
-    if hasattr(model, "get_modelmeta"):  # an onnxruntime.InferenceSession already
-        return model
-    ort = import_optional("onnxruntime")
-    return ort.InferenceSession(os.fspath(model), providers=["CPUExecutionProvider"])
+def _open(model):
+    """An onnxruntime session of ``model`` (a path, or a session already) and its metadata."""
+    if hasattr(model, "get_modelmeta"):
+        session, name = model, "the model"
+    else:
+        ort = import_optional("onnxruntime")
+        session = ort.InferenceSession(os.fspath(model), providers=["CPUExecutionProvider"])
+        name = repr(os.fspath(model))
+    return session, OnnxMetadata.from_props(session.get_modelmeta().custom_metadata_map, name)
 
 
 def onnx_metadata(model):
@@ -116,9 +124,7 @@ def onnx_metadata(model):
     -------
     OnnxMetadata
     """
-    session = _session(model)
-    name = repr(os.fspath(model)) if isinstance(model, str | os.PathLike) else "the model"
-    return OnnxMetadata.from_props(session.get_modelmeta().custom_metadata_map, name)
+    return _open(model)[1]
 
 
 def predict_onnx(model, images, *, n_jobs=None):
@@ -163,6 +169,6 @@ def predict_onnx(model, images, *, n_jobs=None):
     >>> bool(np.abs(proba - model.predict_proba(list(X[:3]))).max() < 1e-4)
     True
     """
-    session = _session(model)
-    images = onnx_metadata(session).loader(n_jobs=n_jobs).transform(images)
+    session, meta = _open(model)
+    images = meta.loader(n_jobs=n_jobs).transform(images)
     return session.run([OUTPUT], {INPUT: images})[0]

@@ -161,6 +161,7 @@ def _check_parity(data, model, size):
 def onnx_bytes(model, *, skmodel_sha256=None):
     """The exported file's bytes (see :func:`export_onnx`); ``model`` a fitted pipeline."""
     onnx = import_optional("onnx")
+    import_optional("onnxruntime")  # the parity check's, before any work
     module, classes = _graph_module(model)
     loader = model.steps[0][1]
     size = _as_size(loader.size)
@@ -255,7 +256,8 @@ def export_onnx(model, path):
     """
     sha = None
     if isinstance(model, str | os.PathLike):
-        import_optional("onnx")  # before loading: the missing package says so first
+        for name in ("onnx", "onnxruntime"):  # before loading: a missing package first
+            import_optional(name)
         sha = _sha256(model) if os.path.isfile(model) else None
         model = load(model, device="cpu")
     write_bytes(path, onnx_bytes(model, skmodel_sha256=sha))

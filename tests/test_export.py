@@ -187,6 +187,22 @@ def test_refuses_what_it_cannot_export(saved, shapes, tmp_path):
     assert not out.exists()
 
 
+def test_the_runner_checks_the_metadata(saved, tmp_path):
+    graph = onnx.load(str(export_onnx(saved, tmp_path / "shapes.onnx")))
+    props = {p.key: p.value for p in graph.metadata_props}
+    del graph.metadata_props[:]
+    onnx.save(graph, str(tmp_path / "bare.onnx"))
+    with pytest.raises(ValueError, match="'.*bare.onnx' is not an ONNX file exported by sk_anim"):
+        predict_onnx(tmp_path / "bare.onnx", [np.zeros((8, 8, 3), np.uint8)])
+    for key, value in [("resize", '"zoom"'), ("input_size", "[32, 0]"), ("crop_pct", "1.5")]:
+        del graph.metadata_props[:]
+        for k, v in {**props, key: value}.items():
+            graph.metadata_props.add(key=k, value=v)
+        onnx.save(graph, str(tmp_path / "odd.onnx"))
+        with pytest.raises(ValueError, match=f"invalid sk_animals metadata: {key}$"):
+            onnx_metadata(tmp_path / "odd.onnx")
+
+
 class _Branching(PaperCNN):
     """A network with a Python branch on the data: a trace keeps the branch of its example
     (a blank batch), random images take the other."""
