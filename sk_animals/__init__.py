@@ -44,6 +44,10 @@ _HOMES = {
     "write_predictions": "prediction",
     "save": "persistence",
     "load": "persistence",
+    # deploying: ONNX export and the torch-free runner
+    "export_onnx": "export",
+    "onnx_metadata": "deploy",
+    "predict_onnx": "deploy",
     # errors
     "FileWriteError": "exceptions",
     "ImageLoadError": "exceptions",

@@ -326,4 +326,21 @@ def build_parser():
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
+    e = sub.add_parser(
+        "export",
+        help="write a saved pipeline as one ONNX file",
+        description="Export a .skmodel pipeline to one self-contained ONNX file: uint8 images "
+        "(n, height, width, 3) at the model's size in, class probabilities out, with the "
+        "normalisation, the network, test-time flips and softmax inside. Its metadata names the "
+        "classes, the input size, the loader's resize rule and the sha256 of MODEL; the "
+        "probabilities are checked against the model's before the file is written. Needs "
+        "pip install 'sk-animals[onnx]'.",
+    )
+    e.add_argument(
+        "model", metavar="MODEL", help="a .skmodel file written by 'sk-animals compare' or 'tune'"
+    )
+    e.add_argument("out", metavar="OUT", help="the .onnx file to write")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing OUT file")
+    e.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return parser

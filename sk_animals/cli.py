@@ -1,4 +1,4 @@
-"""The ``sk-animals`` command: compare the two approaches, tune one, predict with a saved model.
+"""The ``sk-animals`` command: compare the approaches, tune one, predict with or export a model.
 
 Every option is checked before any long work starts; heavy modules (torch, torchvision,
 scikit-learn) are imported only by the command that runs, so ``--help`` is instant.
@@ -411,6 +411,39 @@ def _predict(args):
     return 0 if done else 1
 
 
+def _export(args):
+    from .deploy import import_optional
+
+    try:
+        for name in ("onnx", "onnxruntime"):  # before torch loads: the missing package first
+            import_optional(name)
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    out = Path(args.out)
+    if out.is_dir():
+        raise UsageError(f"OUT {str(out)!r} is a folder; give a file name ending .onnx")
+    if out.exists() and not args.overwrite:
+        raise UsageError(f"OUT {str(out)!r} exists: pass --overwrite to replace it")
+    if not Path(args.model).is_file():
+        raise UsageError(f"MODEL {args.model!r} is not a file")
+    from .deploy import onnx_metadata
+    from .export import export_onnx
+
+    try:
+        export_onnx(args.model, out)
+    except ValueError as exc:  # not a model file, or what cannot be exported exactly
+        raise UsageError(str(exc)) from None
+    meta = onnx_metadata(out)
+    h, w = meta.input_size
+    print(
+        f"{out}: {len(meta.classes)} classes, uint8 images (n, {h}, {w}, 3) in, probabilities "
+        f"out; decode with ImageLoader({h if h == w else (h, w)}, resize={meta.resize!r}, "
+        f"interpolation={meta.interpolation!r}, crop_pct={meta.crop_pct:g}) or "
+        "sk_animals.deploy.predict_onnx"
+    )
+    return 0
+
+
 def _print_predictions(rows, classes, as_json, top_k):
     """Today's table (or JSON) on standard output; return the counts predicted and failed."""
     import numpy as np
@@ -452,7 +485,8 @@ def main(argv=None):
     """Entry point of the ``sk-animals`` command."""
     args = build_parser().parse_args(argv)
     prog = f"sk-animals {args.command}"
-    run = {"compare": _compare, "tune": _tune, "predict": _predict}[args.command]
+    commands = {"compare": _compare, "tune": _tune, "predict": _predict, "export": _export}
+    run = commands[args.command]
     try:
         return run(args)
     except (UsageError, BadInputError, RunInProgressError) as exc:  # before any work

@@ -25,7 +25,7 @@ PACKAGE = ROOT / "sk_animals"
 LAYERS = [
     ["__main__"],
     ["cli"],
-    ["evaluation", "prediction", "tuning", "_parser"],
+    ["evaluation", "export", "prediction", "tuning", "_parser"],
     ["_budgets"],
     ["_scoring", "protocols", "runs"],
     ["results"],
@@ -38,7 +38,7 @@ LAYERS = [
     ["_networks"],
     ["_backbones"],
     ["_timm"],
-    ["datasets"],
+    ["datasets", "deploy"],
     ["audit", "preprocessing", "stats", "_tensors", "_files"],
     ["exceptions", "_version", "_text"],
 ]

@@ -421,3 +421,65 @@ def test_predict_writes_a_csv_with_error_rows(compared, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main([*argv, "--overwrite"]) == 0
     assert main(["predict", str(out / "scratch.skmodel"), str(tmp_path / "nope")]) == 2
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    """A tiny fitted pipeline saved as .skmodel, and a bare classifier saved alone."""
+    from sklearn.pipeline import make_pipeline
+
+    from sk_animals import ImageLoader, ScratchCNNClassifier, save
+
+    X, y = make_image_dataset(n_samples=32, n_classes=2, size=16, random_state=0)
+    clf = ScratchCNNClassifier(width=2, depth=2, max_epochs=1, tta=True, verbose=0)
+    pipeline = make_pipeline(ImageLoader(16), clf).fit(list(X), y)
+    folder = tmp_path_factory.mktemp("export")
+    save(pipeline, folder / "shapes.skmodel")
+    save(pipeline[-1], folder / "bare.skmodel")
+    return folder / "shapes.skmodel", folder / "bare.skmodel", X
+
+
+def test_export_writes_the_onnx_file_of_a_model(small_model, tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    import hashlib
+
+    model, _, X = small_model
+    out = tmp_path / "shapes.onnx"
+    assert main(["export", str(model), str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "2 classes, uint8 images (n, 16, 16, 3) in" in printed
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["skmodel_sha256"] == json.dumps(hashlib.sha256(model.read_bytes()).hexdigest())
+    got = session.run(["probabilities"], {"images": X[:4]})[0]
+    np.testing.assert_allclose(got, load(model)[-1].predict_proba(X[:4]), atol=1e-4)
+    # a second export refuses to replace the file unless asked
+    assert main(["export", str(model), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--overwrite" in err
+    assert main(["export", str(model), str(out), "--overwrite"]) == 0
+
+
+def test_export_errors_are_one_line(small_model, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    model, bare, _ = small_model
+    not_a_model = tmp_path / "notes.txt"
+    not_a_model.write_text("hello")
+    cases = {
+        str(tmp_path / "missing.skmodel"): "is not a file",
+        str(not_a_model): "is not an sk_animals model file",
+        str(bare): "first step is an ImageLoader",
+    }
+    for path, message in cases.items():
+        assert main(["export", path, str(tmp_path / "out.onnx")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("sk-animals export: error: ") and err.count("\n") == 1, err
+        assert message in err
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_export_without_onnx_says_what_to_install(small_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    assert main(["export", str(small_model[0]), str(tmp_path / "out.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'sk-animals[onnx]'" in err, err

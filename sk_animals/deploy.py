@@ -1,0 +1,174 @@
+"""Run a model exported by :func:`~sk_animals.export.export_onnx` without torch.
+
+The images are decoded and resized by :class:`~sk_animals.preprocessing.ImageLoader` with the
+rule the file's metadata names, then ONNX Runtime runs the graph (float conversion,
+normalisation, the network, test-time flips and softmax are inside it). This module imports
+NumPy, Pillow, scikit-learn (through ``preprocessing``) and onnxruntime, never torch.
+"""
+
+import importlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+
+from .preprocessing import INTERPOLATIONS, RESIZE_POLICIES, ImageLoader
+
+__all__ = ["INPUT", "OUTPUT", "OnnxMetadata", "onnx_metadata", "predict_onnx"]
+
+#: The names of the graph's input (uint8 images, ``(n, height, width, 3)``) and output.
+INPUT, OUTPUT = "images", "probabilities"
+_INSTALL = "pip install 'sk-animals[onnx]'"
+
+
+def import_optional(name):
+    """Import ``name`` (onnx, onnxruntime), or fail in one line that says what to install."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ImportError(f"ONNX export and inference need {name}: {_INSTALL}") from exc
+
+
+@dataclass(frozen=True)
+class OnnxMetadata:
+    """What an exported file tells its caller, stored as the ONNX ``metadata_props``.
+
+    Attributes
+    ----------
+    classes : list
+        The class labels, in the order of the output's columns.
+    input_size : (int, int)
+        ``(height, width)`` of the images the graph takes.
+    resize, interpolation : str
+        The :class:`~sk_animals.preprocessing.ImageLoader` rule that gives those images.
+    crop_pct : float
+        As in :class:`~sk_animals.preprocessing.ImageLoader`.
+    sk_animals_version : str
+        The version that exported the file.
+    skmodel_sha256 : str or None
+        The sha256 of the ``.skmodel`` file exported, or None for an in-memory pipeline.
+    """
+
+    classes: list
+    input_size: tuple
+    resize: str
+    interpolation: str
+    crop_pct: float
+    sk_animals_version: str
+    skmodel_sha256: str | None = None
+
+    def to_props(self):
+        """The string key-value pairs of ``metadata_props`` (JSON values)."""
+        return {k: json.dumps(v) for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_props(cls, props, name="the model"):
+        """The record in ``props``, each value checked; ValueError naming what is wrong."""
+        missing = [k for k in ("classes", "input_size", "resize") if k not in props]
+        if missing:
+            raise ValueError(
+                f"{name} is not an ONNX file exported by sk_animals (no {missing[0]!r} in its "
+                "metadata)"
+            )
+        try:
+            values = {k: json.loads(props[k]) for k in cls.__dataclass_fields__ if k in props}
+            meta = cls(**{**values, "input_size": tuple(values["input_size"])})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} has invalid sk_animals metadata ({exc})") from None
+        h, w = meta.input_size
+        checks = {
+            "classes": isinstance(meta.classes, list) and len(meta.classes) >= 2,
+            "input_size": all(isinstance(v, int) and 1 <= v <= 8192 for v in (h, w)),
+            "resize": meta.resize in RESIZE_POLICIES,
+            "interpolation": meta.interpolation in INTERPOLATIONS,
+            "crop_pct": isinstance(meta.crop_pct, int | float) and 0 < meta.crop_pct <= 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"{name} has invalid sk_animals metadata: {bad[0]}")
+        if isinstance(meta.crop_pct, float) and not math.isfinite(meta.crop_pct):
+            raise ValueError(f"{name} has invalid sk_animals metadata: crop_pct")
+        return meta
+
+    def loader(self, **kwargs):
+        """The :class:`~sk_animals.preprocessing.ImageLoader` that gives the graph's input."""
+        return ImageLoader(
+            tuple(self.input_size),
+            resize=self.resize,
+            interpolation=self.interpolation,
+            crop_pct=self.crop_pct,
+            **kwargs,
+        )
+
+
+def _open(model):
+    """An onnxruntime session of ``model`` (a path, or a session already) and its metadata."""
+    if hasattr(model, "get_modelmeta"):
+        session, name = model, "the model"
+    else:
+        ort = import_optional("onnxruntime")
+        session = ort.InferenceSession(os.fspath(model), providers=["CPUExecutionProvider"])
+        name = repr(os.fspath(model))
+    return session, OnnxMetadata.from_props(session.get_modelmeta().custom_metadata_map, name)
+
+
+def onnx_metadata(model):
+    """The :class:`OnnxMetadata` of an exported file.
+
+    Parameters
+    ----------
+    model : str, path-like or onnxruntime.InferenceSession
+        A file written by :func:`~sk_animals.export.export_onnx`, or a session of one.
+
+    Returns
+    -------
+    OnnxMetadata
+    """
+    return _open(model)[1]
+
+
+def predict_onnx(model, images, *, n_jobs=None):
+    """Class probabilities of ``images`` from an exported model, without torch.
+
+    Parameters
+    ----------
+    model : str, path-like or onnxruntime.InferenceSession
+        A file written by :func:`~sk_animals.export.export_onnx`, or a session of one
+        (pass a session to choose its providers, or to predict many times).
+    images : sequence of str, path-like, bytes, PIL.Image.Image or ndarray
+        What :meth:`ImageLoader.transform <sk_animals.preprocessing.ImageLoader.transform>`
+        takes; decoded and resized by the rule in the file's metadata.
+    n_jobs : int, default=None
+        Threads decoding in parallel, as in ``ImageLoader``.
+
+    Returns
+    -------
+    proba : ndarray of shape (n_images, n_classes), dtype float32
+        Columns in the order of ``onnx_metadata(model).classes``.
+
+    Raises
+    ------
+    sk_animals.exceptions.ImageLoadError
+        Listing every image that could not be loaded.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sk_animals import ImageLoader, ScratchCNNClassifier, export_onnx
+    >>> from sk_animals.deploy import onnx_metadata, predict_onnx
+    >>> from sk_animals.datasets import make_image_dataset
+    >>> X, y = make_image_dataset(n_samples=16, n_classes=2, size=16, random_state=0)
+    >>> clf = ScratchCNNClassifier(width=2, depth=2, max_epochs=1, verbose=0)
+    >>> model = make_pipeline(ImageLoader(16), clf).fit(list(X), y)
+    >>> path = export_onnx(model, tempfile.mkdtemp() + "/shapes.onnx")
+    >>> proba = predict_onnx(path, list(X[:3]))
+    >>> proba.shape, onnx_metadata(path).classes
+    ((3, 2), ['circle', 'cross'])
+    >>> bool(np.abs(proba - model.predict_proba(list(X[:3]))).max() < 1e-4)
+    True
+    """
+    session, meta = _open(model)
+    images = meta.loader(n_jobs=n_jobs).transform(images)
+    return session.run([OUTPUT], {INPUT: images})[0]
