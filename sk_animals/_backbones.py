@@ -303,7 +303,7 @@ def input_size(backbone, weights="DEFAULT"):
     EfficientNet B1 to B7, 384 for ``vit_b_16``'s SWAG weights... AlexNet is the
     exception: 227, the paper's input (torchvision's AlexNet weights were trained at
     224; the network accepts both). For ``"timm/<name>"``: the ``input_size`` of the
-    model's ``pretrained_cfg`` (:func:`sk_animals._timm.data_config`).
+    model's ``pretrained_cfg`` (its data config).
 
     Returns
     -------

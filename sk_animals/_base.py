@@ -85,7 +85,7 @@ SHARED_PARAMETERS = """\
         ``"auto"``: bf16 where the device computes it natively (a CUDA device with
         bf16, a CPU with AVX-512 BF16 or AMX), fp32 elsewhere; ``precision_`` says
         which ran. (The default stays fp32 until bf16's accuracy is measured at the
-        paper's budget; see :doc:`performance`.)
+        paper's budget; see :doc:`/performance`.)
     channels_last : bool, default=False
         Keep the network's weights and every batch in channels-last memory order; with
         ``precision="bf16"`` the fast layout for convolutions on recent GPUs, and faster
@@ -429,6 +429,7 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
         return split(dataset, y, **fit_params)
 
     def get_params_for(self, prefix):
+        """skorch's parameters of ``prefix``; on a CUDA device the data loaders pin memory."""
         params = super().get_params_for(prefix)
         if prefix.startswith("iterator_") and torch.device(self.device).type == "cuda":
             params.setdefault("pin_memory", True)  # asynchronous copies of the uint8 batches

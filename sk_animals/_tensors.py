@@ -132,7 +132,8 @@ def channel_stats(X, chunk=64, max_images=2048):
 
 
 def to_network_input(x, mean, std, device):
-    """A uint8 (or [0, 1] float) NHWC batch to a normalised float NCHW tensor on ``device``.
+    """A uint8 (or [0, 1] float) NHWC batch to a normalised float NCHW tensor on ``device``,
+    contiguous in NCHW order (``infer`` lays it out channels-last for such a network).
 
     The batch travels to the device as uint8 (a quarter of float32's bytes), without
     waiting, and is converted there. ``mean`` and ``std`` are per-channel, in [0, 1]
@@ -140,7 +141,10 @@ def to_network_input(x, mean, std, device):
     """
     x = torch.as_tensor(x).to(device, non_blocking=True).permute(0, 3, 1, 2)
     scale = 255.0 if x.dtype == torch.uint8 else 1.0
-    x = x.to(torch.float32, copy=True)  # the one float copy; the rest is in place
+    # the one float copy, laid out as NCHW: the permuted view is channels-last in memory,
+    # which a network in NCHW layout got as is, and oneDNN's convolution backward on the
+    # CPU crashed on that mix (SIGSEGV/SIGABRT with timm's repvgg_a1, 4 runs in 7)
+    x = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
     mean, std = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in (mean, std))
     return x.sub_(mean.view(1, 3, 1, 1) * scale).div_(std.view(1, 3, 1, 1) * scale)
 

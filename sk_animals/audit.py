@@ -351,7 +351,7 @@ def find_label_issues(estimator, X, y, *, cv=5, random_state=0, n_jobs=None):
 
     Each image's class probabilities come from a clone of ``estimator`` that did not see
     it (scikit-learn's :func:`~sklearn.model_selection.cross_val_predict` on stratified,
-    shuffled folds); cleanlab's :func:`cleanlab.filter.find_label_issues` then flags the
+    shuffled folds); cleanlab's ``cleanlab.filter.find_label_issues`` then flags the
     images whose given label is unlikely given the noise rates it estimates between
     classes (Northcutt et al., "Confident Learning", JAIR 2021).
 

@@ -113,7 +113,7 @@ def _open(model):
 
 
 def onnx_metadata(model):
-    """The :class:`OnnxMetadata` of an exported file.
+    """The :class:`~sk_animals.deploy.OnnxMetadata` of an exported file.
 
     Parameters
     ----------

@@ -143,7 +143,7 @@ def _trace(module, size):
 
 def _check_parity(data, model, size):
     """Refuse a graph whose probabilities differ from ``predict_proba`` by more than
-    :data:`TOLERANCE` on a few random images (3: not the traced batch of 2)."""
+    ``TOLERANCE`` on a few random images (3: not the traced batch of 2)."""
     ort = import_optional("onnxruntime")
     images = np.random.default_rng(0).integers(0, 256, (3, *size, 3), dtype=np.uint8)
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
@@ -200,7 +200,7 @@ def export_onnx(model, path):
 
     The graph's input ``images`` is uint8 ``(n, height, width, 3)`` RGB at the model's size
     (any ``n``); its output ``probabilities`` is ``(n, n_classes)``, equal to
-    ``predict_proba`` within :data:`TOLERANCE` (checked on random images before the file
+    ``predict_proba`` within ``TOLERANCE`` (checked on random images before the file
     is written). Float conversion, the weights' normalisation, the network, test-time
     flips (where the classifier's ``tta`` is on) and softmax are inside. The file's
     ``metadata_props`` (:class:`~sk_animals.deploy.OnnxMetadata`) hold the class names
@@ -215,7 +215,7 @@ def export_onnx(model, path):
         :class:`~sk_animals.transfer.TransferClassifier`, or
         :class:`~sk_animals.transfer.PretrainedFeatures` and
         :class:`~sk_animals.transfer.LinearProbe`; or the path of a ``.skmodel`` file of
-        one (loaded on the CPU with :func:`~sk_animals.persistence.load`).
+        one (loaded on the CPU with :func:`sk_animals.load`).
     path : str or path-like
         The ``.onnx`` file to write (atomically; one self-contained file).
 

@@ -148,7 +148,8 @@ def predict_files(model, paths, *, batch_size=256):
 
 
 def write_predictions(rows, classes, out, *, top_k=0):
-    """Write the rows of :func:`predict_files` to a CSV file, flushed batch by batch.
+    """Write the rows of :func:`~sk_animals.prediction.predict_files` to a CSV file, flushed
+    batch by batch.
 
     Columns: ``path``, ``label``, ``confidence``, ``proba_<class>`` for each class, with
     ``top_k``: ``top<k>`` and ``top<k>_confidence`` for k = 1..top_k, and ``error``.
@@ -175,7 +176,7 @@ def write_predictions(rows, classes, out, *, top_k=0):
     A file name that is not valid UTF-8 (Python gives it with surrogate escapes, see
     :func:`os.fsdecode`) is written as its original bytes: ``out``'s error handler is set
     to ``"surrogateescape"`` when it has one, and reading the CSV with
-    ``errors="surrogateescape"`` gives the name that :func:`open` accepts.
+    ``errors="surrogateescape"`` gives the name that ``open`` accepts.
     """
     if getattr(out, "errors", None) == "strict" and hasattr(out, "reconfigure"):
         out.reconfigure(errors="surrogateescape")  # odd file names never end the run

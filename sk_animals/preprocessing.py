@@ -433,7 +433,8 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     -----
     A transformer cannot drop rows inside a Pipeline, so an input that cannot be read is
     an error, not a skipped image: :meth:`transform` decodes everything it can and then
-    raises one :class:`ImageLoadError` (a ``ValueError``) naming every bad input and why:
+    raises one :class:`~sk_animals.exceptions.ImageLoadError` (a ``ValueError``) naming
+    every bad input and why:
     a missing path, a folder, an empty, truncated or corrupt file, a format Pillow cannot
     read (SVG, say) or a decompression bomb (more than twice ``PIL.Image.MAX_IMAGE_PIXELS``
     pixels). Check a folder up front with ``load_image_folder(root, verify=True)``.

@@ -179,7 +179,7 @@ class Approach:
     """
 
     name: str
-    pipeline: "Pipeline"  # noqa: F821  (scikit-learn is imported when one is built)
+    pipeline: "sklearn.pipeline.Pipeline"  # noqa: F821  (imported when one is built)
     per_class: int | None = None
     recipe: str | None = None
 
@@ -320,7 +320,8 @@ def paper_protocol(
     verbose=0,
     cache_dir=None,
 ):
-    """The paper's two approaches (:data:`PAPER`), optionally with another backbone or budget.
+    """The paper's two approaches (:data:`~sk_animals.protocols.PAPER`), optionally with
+    another backbone or budget.
 
     Scratch: the 25-layer CNN at 100x100, 1500 images per class, SGD with momentum,
     lr 0.01, 10 epochs. Transfer: ImageNet AlexNet at 227x227, 500 images per class,
@@ -329,7 +330,7 @@ def paper_protocol(
     Parameters
     ----------
     approaches : sequence of {"scratch", "transfer", "probe"}, default=("scratch", "transfer")
-        The arms to build, in the order of :data:`APPROACHES`; ``"probe"`` adds the
+        The arms to build, in the order of ``APPROACHES``; ``"probe"`` adds the
         backbone's linear probe (:class:`~sk_animals.transfer.LinearProbe` on
         :class:`~sk_animals.transfer.PretrainedFeatures`, at the transfer arm's budget).
     backbone : str, default=None
@@ -381,8 +382,9 @@ def recommended_protocol(
     verbose=0,
     cache_dir=None,
 ):
-    """The recommended recipes (:data:`RECOMMENDED`): each approach at its best, the default
-    of :func:`~sk_animals.evaluation.compare` and ``sk-animals compare`` for your images.
+    """The recommended recipes (:data:`~sk_animals.protocols.RECOMMENDED`): each approach
+    at its best, the default of :func:`~sk_animals.evaluation.compare` and ``sk-animals
+    compare`` for your images.
 
     Scratch: :data:`sk_animals.scratch.RECOMMENDED` (a residual network, one-cycle
     schedule, flips and shifts) at 100x100, 10 epochs. Transfer:
@@ -416,7 +418,8 @@ def demo_protocol(
     verbose=0,
     cache_dir=None,
 ):
-    """The approaches of :data:`DEMO`, small and fast: 30 images per class, EfficientNet-Lite0.
+    """The approaches of :data:`~sk_animals.protocols.DEMO`, small and fast: 30 images per
+    class, EfficientNet-Lite0.
 
     Parameters
     ----------

@@ -64,7 +64,7 @@ __all__ = [
 #: recipe's fit time. Chosen on an inner split of CIFAR-10 animals that nothing reported
 #: uses (``benchmarks/bench_transfer_presets.py``): fine-tuning the last stages
 #: (``freeze=6`` or ``7``) fell 9-14 points below the probe at 50 images per class and
-#: did not beat it at 500; see :doc:`performance`.
+#: did not beat it at 500; see :doc:`/performance`.
 RECOMMENDED = {
     "init_head": "probe",
     "freeze": "body",

@@ -256,4 +256,6 @@ def test_label_issues_on_the_shared_photos(shared):
         y[i] = rng.choice(classes[classes != y[i]])
     found = set(find_label_issues(LinearProbe(), F, y).indices.tolist())
     hits = len(found & set(planted.tolist()))
-    assert hits / 16 >= 0.75 and hits / len(found) >= 0.6, (hits, len(found))
+    # measured 15 of 16 found among 19 flagged: recall 0.94 (SE 0.06), precision 0.79
+    # (SE 0.09); the bounds sit three SE below
+    assert hits / 16 >= 0.75 and hits / len(found) >= 0.5, (hits, len(found))

@@ -58,7 +58,8 @@ def test_recommended_transfer_is_never_worse_than_its_probe_on_real_photos(share
     )
     se = max(recommended.std(ddof=1), probe.std(ddof=1)) / 2  # 4 folds
     assert recommended.mean() >= probe.mean() - se, (recommended, probe)
-    assert recommended.mean() >= 0.88, recommended
+    # measured 0.919 (folds .875 .925 .95 .925, SE 0.016): three SE below is 0.87
+    assert recommended.mean() >= 0.87, recommended
 
 
 def test_recommended_transfer_beats_its_probe_on_cifar_animals_at_500_per_class(shared):

@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_sco
 from sklearn.pipeline import make_pipeline
 from skorch.callbacks import Callback
 
-from sk_animals._tensors import MappedPages, augment
+from sk_animals._tensors import MappedPages, augment, to_network_input
 from sk_animals.datasets import load_image_folder, save_image_folder
 from sk_animals.preprocessing import ImageLoader
 from sk_animals.scratch import RECOMMENDED, ScratchCNNClassifier
@@ -544,3 +544,22 @@ def test_auto_precision_follows_the_hardware(shapes, monkeypatch, native, expect
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: not native)
     assert load(tmp_path / "m.skmodel").precision_ == expected  # what fit ran, kept
     assert tiny(precision="fp32").fit(X[:32], y[:32]).precision_ == "fp32"
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_network_gets_its_own_memory_layout(shapes, channels_last):
+    """A permuted NHWC batch is channels-last in memory; an NCHW network got it as is, and
+    oneDNN's CPU convolution backward crashed on that mix (timm's repvgg_a1, 4 runs in 7)."""
+    X, y = shapes
+    batch = to_network_input(X[:4], [0.5] * 3, [0.5] * 3, "cpu")
+    assert batch.shape == (4, 3, 32, 32) and batch.is_contiguous()
+    seen = []
+    clf = ScratchCNNClassifier(
+        width=4, depth=2, max_epochs=1, channels_last=channels_last, verbose=0, random_state=0
+    )
+    clf.fit(X, y)
+    clf.module_.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    clf.module_.train()  # training's layout: infer is the same path for fit and predict
+    clf.infer(X[:4])
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    assert seen and all(x.is_contiguous(memory_format=layout) for x in seen)

