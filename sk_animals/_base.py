@@ -372,10 +372,15 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
         load_module_state(self.module_, tensors)
         return self
 
+    def _training_inputs(self, X):
+        """What the training loop iterates over, computed once per fit from the images ``X``:
+        the images themselves here (a frozen body's features in transfer, see ``infer``)."""
+        return X
+
     def _initialize_from_data(self, X, y):
         """After ``initialize``, before the first epoch: set weights from the data (none here).
 
-        ``y`` is encoded (0 to n_classes - 1).
+        ``X`` is what ``_training_inputs`` returned, ``y`` is encoded (0 to n_classes - 1).
         """
 
     def _normalization(self, X):
@@ -539,14 +544,16 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
         X, y = self._check_Xy(X, y)
         fit_params.pop("_routing_method", None)
         with self._seeded(), flush_denormals():
-            if not self.initialized_:
+            fresh = not self.initialized_
+            if fresh:
                 self._learn_data(X, y)
                 self.initialize()
-                y = self._encode(y)
-                self._initialize_from_data(X, y)
             else:
                 self._check_image_size(X)
-                y = self._encode(y)
+            y = self._encode(y)
+            X = self._training_inputs(X)
+            if fresh:
+                self._initialize_from_data(X, y)
             # unlike skorch, a Ctrl-C is not swallowed: the caller stops too, and the
             # net's history says that this fit did not finish
             self.notify("on_train_begin", X=X, y=y)

@@ -3,6 +3,7 @@
 What a backbone is made of (its head, its blocks) is found by :mod:`sk_animals._backbones`.
 """
 
+import torch
 from torch import nn
 
 from . import _timm
@@ -298,6 +299,11 @@ def _frozen_timm_parameters(model, freeze, backbone):
     return [p for n, p in model.named_parameters() if n in names]
 
 
+def _close(a, b):
+    """Equal up to float rounding, at the scale of ``b`` (untrained bodies give tiny values)."""
+    return torch.allclose(a, b, rtol=1e-5, atol=1e-6 * float(b.abs().max()))
+
+
 class TransferNet(nn.Module):
     """A pretrained backbone with a new head; frozen parts stay in eval mode.
 
@@ -375,3 +381,61 @@ class TransferNet(nn.Module):
     def forward(self, x):
         """Logits (or features, without a head) for normalised images (n, 3, h, w)."""
         return self.model(x)
+
+    @torch.no_grad()
+    def frozen_features(self, image_size):
+        """Whether the head can train on features of the body computed once, and how.
+
+        The body (every layer before the head) is frozen and in eval mode after
+        ``freeze="body"``, so the head's input is a function of the image alone, up to
+        a dropout right before the head (timm's ``drop_rate``, torchvision's
+        ``Dropout`` in front of the last layer). Then training the head on those
+        features, computed once in eval mode and passed through the same dropout, is
+        the same computation as running the whole network every epoch, with the same
+        random draws. This is checked, not assumed: on two random images of
+        ``image_size``, the network's output must be the head of its head's input in
+        eval mode, that input a vector per image, and in train mode (with a forked RNG)
+        exactly ``F.dropout(eval_input, p)`` of the same draws. A body with stochastic
+        depth, a dropout further from the head, batch statistics or anything else that
+        depends on the mode fails the check.
+
+        Parameters
+        ----------
+        image_size : (int, int)
+            Height and width of the images the network is given.
+
+        Returns
+        -------
+        p : float or None
+            The dropout probability in front of the head (0.0 when there is none);
+            None when the body is not frozen or the check fails.
+        """
+        trainable = [n for n, p in self.named_parameters() if p.requires_grad]
+        if "," in self.head or not all(n.startswith(self.head_prefix) for n in trainable):
+            return None
+        head = self.model.get_submodule(self.head)
+        device = next(self.parameters()).device
+        captured = []
+        hook = head.register_forward_hook(lambda m, args, out: captured.append(args[0]))
+        was_training = self.training
+        try:
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(0)
+                x = torch.rand(2, 3, *image_size, device=device)
+                out = self.eval()(x)
+                torch.manual_seed(1)
+                self.train()(x)
+                features, trained = captured
+                if features.ndim != 2 or not _close(head(features), out):
+                    return None
+                kept = trained != 0
+                scale = float((trained[kept] / features[kept]).median()) if kept.any() else 1.0
+                p = round(1 - 1 / scale, 6) if scale > 0 else -1.0
+                if not 0 <= p < 1:
+                    return None
+                torch.manual_seed(1)
+                same = nn.functional.dropout(features, p, training=True) if p else features
+                return p if _close(same, trained) else None
+        finally:
+            hook.remove()
+            self.train(was_training)

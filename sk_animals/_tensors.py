@@ -21,6 +21,7 @@ __all__ = [
     "denormals_flushed",
     "flush_denormals",
     "MappedPages",
+    "random_flips",
     "resolve_device",
     "to_network_input",
 ]
@@ -149,6 +150,12 @@ def to_network_input(x, mean, std, device):
     return x.sub_(mean.view(1, 3, 1, 1) * scale).div_(std.view(1, 3, 1, 1) * scale)
 
 
+def random_flips(n, device):
+    """Which of ``n`` images a training batch mirrors: each with probability 1/2, one draw
+    of the torch RNG on ``device`` (the same draws whether images or their features flip)."""
+    return torch.rand(n, device=device) < 0.5
+
+
 def augment(x, *, flip=False, translate=0.0):
     """Random horizontal flips and whole-pixel translations of a normalised NCHW batch.
 
@@ -157,8 +164,7 @@ def augment(x, *, flip=False, translate=0.0):
     """
     n, _, h, w = x.shape
     if flip:
-        flipped = torch.rand(n, device=x.device) < 0.5
-        x = torch.where(flipped.view(n, 1, 1, 1), x.flip(3), x)
+        x = torch.where(random_flips(n, x.device).view(n, 1, 1, 1), x.flip(3), x)
     if translate:
         theta = torch.zeros(n, 2, 3, device=x.device)
         theta[:, 0, 0] = theta[:, 1, 1] = 1

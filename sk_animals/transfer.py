@@ -9,6 +9,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -36,6 +37,7 @@ from ._tensors import (
     flush_denormals,
     inference_batch_size,
     load_module_state,
+    random_flips,
     resolve_device,
     state_tensors,
     to_network_input,
@@ -126,6 +128,11 @@ class TransferClassifier(ImageClassifier):
         groups (``group_matcher(coarse=True)``): the stem, then each stage (ResNet:
         5 blocks, EfficientNet: 8, ConvNeXt: 6, ViT: the patch embedding and each
         transformer block). Frozen batch-norm layers keep their ImageNet statistics.
+        With ``"body"`` (and no ``random_translate``), when the head's input is checked to
+        depend on the image alone, the body runs once per image (and once per mirror
+        image with ``random_flip``) and the epochs train the head on its features, with
+        the same shuffling, flip and dropout draws and the same result as running the
+        whole network every epoch, several times faster.
     head_lr_factor : float, default=20
         The new head learns at ``head_lr_factor * lr`` (MATLAB's
         WeightLearnRateFactor/BiasLearnRateFactor); follows ``lr`` when it is tuned.
@@ -262,14 +269,21 @@ class TransferClassifier(ImageClassifier):
                 f"init_head='probe' needs a single linear head, but {self.backbone}'s is "
                 f"{self.module_.head!r}; use init_head='random'"
             )
-        probe = LinearProbe().fit(self._head_inputs(X, head), y)
+        inputs = X[:, 0] if X.ndim == 3 else self._head_inputs(X)[:, 0]  # features: view 0
+        probe = LinearProbe().fit(inputs, y)
         with torch.no_grad():
             head.weight.copy_(torch.as_tensor(probe.coef_).reshape(head.weight.shape))
             head.bias.copy_(torch.as_tensor(probe.intercept_))
 
     @torch.no_grad()
-    def _head_inputs(self, X, head):
-        """What ``head`` receives for each image of ``X``, in eval mode (spatially pooled)."""
+    def _head_inputs(self, X, views=1):
+        """What the head receives for each image of ``X`` and its mirror, in eval mode.
+
+        Returns an array ``(n_samples, views, n_features)``, float32 on the CPU: view 0 of
+        the image, view 1 (when ``views=2``) of its horizontal mirror; spatial inputs are
+        averaged over their positions.
+        """
+        head = self.module_.model.get_submodule(self.module_.head.split(",")[0])
         captured = []
         hook = head.register_forward_hook(lambda m, args, out: captured.append(args[0]))
         self.module_.eval()
@@ -278,14 +292,56 @@ class TransferClassifier(ImageClassifier):
             for i in range(0, len(X), step):
                 x = to_network_input(X[i : i + step], *self._on_device(self.device), self.device)
                 with self._autocast(x.device.type):
-                    self.module_(x)
+                    self.module_(torch.cat([x, x.flip(3)]) if views == 2 else x)
         finally:
             hook.remove()
             self.module_.train()
-        inputs = torch.cat(
-            [c.float().mean((2, 3)) if c.ndim == 4 else c.float() for c in captured]
-        )
-        return inputs.cpu().numpy()
+        inputs = [c.float().mean((2, 3)) if c.ndim == 4 else c.float() for c in captured]
+        inputs = [c.reshape(views, -1, c.shape[-1]).transpose(0, 1) for c in inputs]
+        return torch.cat(inputs).cpu().numpy()
+
+    #: Whether a frozen body's features are computed once per fit (see ``_training_inputs``);
+    #: the benchmarks and the test of equal results set it to False to run the whole network.
+    _body_once = True
+
+    def _training_inputs(self, X):
+        """The frozen body's features of ``X``, computed once, when the head can train on them.
+
+        With ``freeze="body"`` and no random translation, when the network passes the
+        check of :meth:`TransferNet.frozen_features` (the head's input depends on the
+        image alone, up to a dropout right before the head), the head's input is
+        computed once per image in eval mode, and once per mirror image when
+        ``random_flip`` draws mirrors (or ``tta`` averages them on a validation split);
+        the epochs then train the head on these features (see ``infer``) with the same
+        shuffling, flip and dropout draws as the whole network would make, at the cost
+        of one or two forward passes instead of one per epoch. Otherwise, the images.
+        """
+        module = self.module_
+        check = getattr(module, "frozen_features", None)
+        usable = self._body_once and self.random_translate == 0 and check is not None
+        self._feature_dropout_ = check(self.image_size_) if usable else None
+        if self._feature_dropout_ is None:
+            return X
+        mirrors = self.random_flip or (self.tta and self.train_split is not None)
+        return self._head_inputs(X, views=2 if mirrors else 1)
+
+    def infer(self, x, **fit_params):
+        """As the base's ``infer`` for images; for features ``(n, views, n_features)`` from
+        ``_training_inputs``, the head alone, with the draws the whole network would make."""
+        if x.ndim != 3 or getattr(self, "_feature_dropout_", None) is None:
+            return super().infer(x, **fit_params)
+        x = torch.as_tensor(x).to(self.device, non_blocking=True)
+        head = self.module_.model.get_submodule(self.module_.head)
+        with self._autocast(x.device.type):
+            if self.module_.training:
+                view = x[:, 0]
+                if self.random_flip:
+                    view = torch.where(random_flips(len(x), x.device)[:, None], x[:, 1], view)
+                view = F.dropout(view, self._feature_dropout_, training=True)
+                return head(view).float()
+            if self.tta:
+                return (head(x[:, 0]).float() + head(x[:, 1]).float()) / 2
+            return head(x[:, 0]).float()
 
     def _optimizer_defaults(self):
         defaults = super()._optimizer_defaults()

@@ -297,3 +297,41 @@ def test_a_new_head_gives_logits_of_either_sign():
     assert isinstance(features.model.classifier[2], nn.ReLU)  # features keep the backbone's
     alexnet = TransferNet(6, "alexnet", weights=None)
     assert isinstance(alexnet.model.classifier[5], nn.ReLU)  # before the head: untouched
+
+
+@pytest.mark.parametrize(
+    "backbone, dropout",
+    [
+        ("resnet18", 0.0),  # pooled features straight into the head
+        ("mobilenet_v3_small", 0.2),  # a Dropout module right before the head
+        ("timm/resnet10t", 0.0),
+        ("squeezenet1_1", None),  # its head is a convolution of the spatial map
+        ("efficientnet_b0", None),  # stochastic depth inside the body
+    ],
+)
+def test_a_frozen_body_computed_once_trains_as_the_whole_network(shapes, backbone, dropout):
+    X, y = shapes
+    params = dict(
+        weights=None, freeze="body", init_head="probe", random_flip=True, tta=True, lr=0.05,
+        max_epochs=2, batch_size=16, train_split=0.25, verbose=0, random_state=0,
+    )  # fmt: skip
+    once = TransferClassifier(backbone, **params).fit(X[:48], y[:48])
+    whole = TransferClassifier(backbone, **params)
+    whole._body_once = False
+    whole.fit(X[:48], y[:48])
+    assert once._feature_dropout_ == dropout and whole._feature_dropout_ is None
+    for key in ("train_loss", "valid_loss", "valid_acc"):
+        np.testing.assert_allclose(once.history[:, key], whole.history[:, key], atol=1e-5)
+    np.testing.assert_allclose(once.predict_proba(X), whole.predict_proba(X), atol=1e-5)
+    if dropout is not None:  # and only the head learned
+        pairs = zip(once.module_.named_parameters(), whole.module_.parameters(), strict=True)
+        for (name, p), q in pairs:
+            assert p.requires_grad == name.startswith(once.module_.head_prefix)
+            torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4)
+
+
+def test_a_body_computed_once_is_not_used_with_translations(shapes):
+    X, y = shapes
+    clf = small(freeze="body", random_translate=0.1).set_params(backbone="resnet18")
+    assert clf.fit(X[:16], y[:16])._feature_dropout_ is None
+    assert clf.set_params(random_translate=0.0).fit(X[:16], y[:16])._feature_dropout_ == 0.0
