@@ -377,6 +377,10 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
         the images themselves here (a frozen body's features in transfer, see ``infer``)."""
         return X
 
+    def _inference_inputs(self, X):
+        """What the network predicts from, given the checked images ``X``: the images here."""
+        return X
+
     def _initialize_from_data(self, X, y):
         """After ``initialize``, before the first epoch: set weights from the data (none here).
 
@@ -596,7 +600,7 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
         """
         X = self._check_predict_images(X)
         with flush_denormals():
-            return super().predict_proba(X)
+            return super().predict_proba(self._inference_inputs(X))
 
     def predict(self, X):
         """Predicted labels, from ``classes_``.

@@ -5,7 +5,6 @@ validation and test scores with their intervals, per-class rates and calibration
 """
 
 import sys
-import time
 
 import numpy as np
 from joblib import effective_n_jobs
@@ -15,6 +14,7 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 from sklearn.pipeline import Pipeline
 
 from ._base import ImageClassifier
+from ._featurecache import costed
 from .preprocessing import ImageLoader
 from .results import ApproachResult, LabelAudit
 from .stats import accuracy_interval
@@ -112,9 +112,9 @@ def _final_fit(model, X_train, y_train, X_valid, y_valid, *, label, verbose):
         final.set_params(
             train_split=(X_valid, y_valid), validation_frequency=max(1, iterations // 2)
         )
-    start = time.perf_counter()
-    final.fit(X_train, y_train)
-    fit_seconds = time.perf_counter() - start
+    with costed() as cost:
+        final.fit(X_train, y_train)
+    fit_seconds = cost.seconds
     if isinstance(final, ImageClassifier):
         final.set_params(train_split=None, callbacks=model.callbacks)
         final.initialize_callbacks()
@@ -156,9 +156,9 @@ def _record(
     beyond decoding (frozen features), counted in the predict time.
     """
     y_train, y_valid = data.labels[data.train], data.labels[data.valid]
-    start = time.perf_counter()
-    predicted = final.predict(X_valid)
-    seconds = time.perf_counter() - start + predict_extra_seconds
+    with costed() as cost:
+        predicted = final.predict(X_valid)
+    seconds = cost.seconds + predict_extra_seconds
     predict_ms = 1000 * seconds / len(data.valid)
     classes = final.classes_.tolist()
     backbone = approach.backbone_step
@@ -265,8 +265,8 @@ def _decoded(loader, paths):
     cost of the approach that uses them."""
     X, seconds = paths, 0.0
     for _, step in loader.steps:
-        start = time.perf_counter()
-        X = step.transform(X)
+        with costed() as cost:
+            X = step.transform(X)
         if not isinstance(step, ImageLoader):
-            seconds += time.perf_counter() - start
+            seconds += cost.seconds
     return X, seconds

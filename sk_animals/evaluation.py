@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch
 
 from ._budgets import budget_curve, forecast
+from ._featurecache import shared_features
 from ._scoring import (
     _decoded,
     _final_fit,
@@ -423,7 +424,7 @@ def compare(
     )
     probe = _check_arguments(approaches, **{k: options[k] for k in _CHECKED})
     store = NoStore() if checkpoint_dir is None else RunStore(checkpoint_dir)
-    with store:
+    with store, shared_features():  # each image's frozen features computed once
         if checkpoint_dir is not None:
             store.check_arguments(fingerprint(data, approaches, **options))
             for approach in approaches:

@@ -5,6 +5,7 @@ Weights come from torchvision's weights API, which downloads once into the
 """
 
 import inspect
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -30,6 +31,7 @@ from ._backbones import (
     weights_normalization,
 )
 from ._base import RESTORING, ImageClassifier, classes_from_json, classes_to_json, shared_docs
+from ._featurecache import active, body_key, cached_features
 from ._networks import TransferNet
 from ._tensors import (
     check_images,
@@ -283,6 +285,14 @@ class TransferClassifier(ImageClassifier):
         the image, view 1 (when ``views=2``) of its horizontal mirror; spatial inputs are
         averaged over their positions.
         """
+        module = self.module_
+        body = partial(
+            body_key, module, self.mean_, self.std_, module.head_prefix, self.precision_
+        )
+        return cached_features(partial(self._compute_head_inputs, views=views), X, body, views)
+
+    @torch.no_grad()
+    def _compute_head_inputs(self, X, views):
         head = self.module_.model.get_submodule(self.module_.head.split(",")[0])
         captured = []
         hook = head.register_forward_hook(lambda m, args, out: captured.append(args[0]))
@@ -324,6 +334,13 @@ class TransferClassifier(ImageClassifier):
             return X
         mirrors = self.random_flip or (self.tta and self.train_split is not None)
         return self._head_inputs(X, views=2 if mirrors else 1)
+
+    def _inference_inputs(self, X):
+        """Within :func:`~sk_animals.evaluation.compare`, a head trained on a frozen body's
+        features predicts from the body's features of ``X`` that the run already has."""
+        if active() is None or getattr(self, "_feature_dropout_", None) is None:
+            return X
+        return self._head_inputs(X, views=2 if self.tta else 1)
 
     def infer(self, x, **fit_params):
         """As the base's ``infer`` for images; for features ``(n, views, n_features)`` from
@@ -502,17 +519,15 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         )
         weights = None if self.weights is None else str(self.weights)
         device = resolve_device(self.device)
+        batch_size = inference_batch_size(self.batch_size, device)
+
+        def compute(X):
+            args = (X, self.module_, self.mean_, self.std_, batch_size, device)
+            return extract(self.backbone, weights, *args)[:, None]
+
+        body = partial(body_key, self.module_, self.mean_, self.std_)
         with flush_denormals():
-            return extract(
-                self.backbone,
-                weights,
-                check_images(X),
-                self.module_,
-                self.mean_,
-                self.std_,
-                inference_batch_size(self.batch_size, device),
-                device,
-            )
+            return cached_features(compute, check_images(X), body)[:, 0]
 
     def _fitted_state(self):
         """What ``fit`` loaded: (JSON values, CPU tensors by name)."""

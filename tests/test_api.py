@@ -39,7 +39,7 @@ LAYERS = [
     ["_backbones"],
     ["_timm"],
     ["datasets", "deploy"],
-    ["audit", "preprocessing", "stats", "_tensors", "_files"],
+    ["audit", "preprocessing", "stats", "_tensors", "_files", "_featurecache"],
     ["exceptions", "_version", "_text"],
 ]
 
