@@ -296,12 +296,26 @@ def build_parser():
         "predict",
         help="label images with a saved pipeline",
         description="Predict labels and probabilities with a .skmodel pipeline written by "
-        "'compare' or 'tune' (weights and settings only: loading runs no code). Files are "
+        "'compare' or 'tune' (weights and settings only: loading runs no code), or an .onnx "
+        "file written by 'export' (then torch is not imported). Files are "
         "decoded on every core and predicted in batches; a file that cannot be read gets an "
         "error row and the others go on. Exit status 0 when any file was predicted, 1 when "
         "none was.",
     )
-    p.add_argument("model", help="a .skmodel file written by 'sk-animals compare' or 'tune'")
+    p.add_argument(
+        "model",
+        help="a .skmodel file written by 'sk-animals compare' or 'tune', or an .onnx file "
+        "written by 'sk-animals export' (run without torch)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("auto", "onnxruntime", "torch"),
+        default="auto",
+        help="what runs a .skmodel: 'onnxruntime' exports it in memory (its probabilities "
+        "checked against torch's) and runs ONNX Runtime, faster on a CPU; 'torch' runs it as "
+        "saved; 'auto' (the default) is onnxruntime where sk-animals[onnx] is installed and "
+        "the model exports exactly, else torch",
+    )
     p.add_argument(
         "--trust-pickle",
         action="store_true",

@@ -348,8 +348,20 @@ def _tune(args):
     return 0
 
 
-def _load_model(path, trust_pickle):
-    """A model from a safe ``.skmodel`` file, or from a pickle only when trusted."""
+def _load_model(path, trust_pickle, engine="torch"):
+    """A model from a safe ``.skmodel`` file, an exported ``.onnx`` file (without torch), or
+    a pickle only when trusted; ``engine`` runs a ``.skmodel`` through ONNX Runtime."""
+    if Path(path).suffix == ".onnx":
+        from .deploy import load_onnx
+
+        try:
+            return load_onnx(path)
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+        except Exception as exc:  # onnxruntime's own errors for a file it cannot read
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            message = f"{path!r} is not an ONNX file exported by sk_animals: {reason}"
+            raise UsageError(message) from None
     from .persistence import SUFFIX, load
 
     if Path(path).suffix in (".joblib", ".pkl", ".pickle"):
@@ -371,7 +383,24 @@ def _load_model(path, trust_pickle):
             raise UsageError(str(exc)) from None
     if not (hasattr(model, "predict_proba") and hasattr(model, "classes_")):
         raise UsageError(f"{path!r} holds a {type(model).__name__}, not a fitted classifier")
-    return model
+    return model if engine == "torch" else _on_onnxruntime(model, engine)
+
+
+def _on_onnxruntime(model, engine):
+    """``model`` exported in memory and run by ONNX Runtime (its parity checked by the
+    export); with ``engine="auto"``, ``model`` itself where that cannot be done."""
+    from .deploy import import_optional, load_onnx
+
+    try:
+        for name in ("onnx", "onnxruntime"):
+            import_optional(name)
+        from .export import onnx_bytes
+
+        return load_onnx(onnx_bytes(model))
+    except (ImportError, ValueError) as exc:
+        if engine == "onnxruntime":
+            raise UsageError(f"--engine onnxruntime: {exc}") from None
+        return model
 
 
 def _predict(args):
@@ -380,7 +409,7 @@ def _predict(args):
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not args.overwrite:
         raise UsageError(f"--out {str(out)!r} exists: pass --overwrite to replace it")
-    model = _load_model(args.model, args.trust_pickle)
+    model = _load_model(args.model, args.trust_pickle, args.engine)
     try:
         paths = find_images(args.images)
     except (FileNotFoundError, ValueError) as exc:

@@ -12,9 +12,22 @@ import math
 import os
 from dataclasses import asdict, dataclass
 
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.validation import check_is_fitted
+
 from .preprocessing import INTERPOLATIONS, RESIZE_POLICIES, ImageLoader
 
-__all__ = ["INPUT", "OUTPUT", "OnnxMetadata", "onnx_metadata", "predict_onnx"]
+__all__ = [
+    "INPUT",
+    "OUTPUT",
+    "OnnxClassifier",
+    "OnnxMetadata",
+    "load_onnx",
+    "onnx_metadata",
+    "predict_onnx",
+]
 
 #: The names of the graph's input (uint8 images, ``(n, height, width, 3)``) and output.
 INPUT, OUTPUT = "images", "probabilities"
@@ -102,14 +115,100 @@ class OnnxMetadata:
 
 
 def _open(model):
-    """An onnxruntime session of ``model`` (a path, or a session already) and its metadata."""
+    """An onnxruntime session of ``model`` (a path, bytes, or a session already) and its
+    metadata."""
     if hasattr(model, "get_modelmeta"):
         session, name = model, "the model"
     else:
         ort = import_optional("onnxruntime")
-        session = ort.InferenceSession(os.fspath(model), providers=["CPUExecutionProvider"])
-        name = repr(os.fspath(model))
+        data = model if isinstance(model, bytes) else os.fspath(model)
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        name = "the model" if isinstance(model, bytes) else repr(os.fspath(model))
     return session, OnnxMetadata.from_props(session.get_modelmeta().custom_metadata_map, name)
+
+
+class OnnxClassifier(ClassifierMixin, BaseEstimator):
+    """An exported model as a scikit-learn classifier of decoded images, without torch.
+
+    It learns nothing: ``fit`` opens the file. Put it after the
+    :class:`~sk_animals.preprocessing.ImageLoader` its metadata names, as
+    :func:`load_onnx` does, to predict from files.
+
+    Parameters
+    ----------
+    model : str, path-like, bytes or onnxruntime.InferenceSession
+        A file written by :func:`~sk_animals.export.export_onnx`, its bytes, or a session
+        of one.
+
+    Attributes
+    ----------
+    session_ : onnxruntime.InferenceSession
+    metadata_ : OnnxMetadata
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, in the order of the probabilities' columns.
+    """
+
+    def __init__(self, model):
+        self.model = model
+
+    def fit(self, X=None, y=None):
+        """Open the model; nothing is learned from ``X`` and ``y``.
+
+        Returns
+        -------
+        self
+        """
+        self.session_, self.metadata_ = _open(self.model)
+        self.classes_ = np.asarray(self.metadata_.classes)
+        return self
+
+    def predict_proba(self, X):
+        """Class probabilities of uint8 images ``(n, height, width, 3)`` at the model's size.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes), dtype float32
+        """
+        check_is_fitted(self)
+        X = np.ascontiguousarray(X)
+        size = tuple(self.metadata_.input_size)
+        if X.dtype != np.uint8 or X.ndim != 4 or X.shape[1:] != (*size, 3):
+            raise ValueError(
+                f"the model takes uint8 images of shape (n, {size[0]}, {size[1]}, 3), got "
+                f"{X.dtype} {X.shape}; load them with the ImageLoader of load_onnx"
+            )
+        return self.session_.run([OUTPUT], {INPUT: X})[0]
+
+    def predict(self, X):
+        """The most probable class of each image.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+        """
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+
+def load_onnx(model, *, n_jobs=None):
+    """An exported model as a pipeline from image files to labels, without torch.
+
+    Parameters
+    ----------
+    model : str, path-like, bytes or onnxruntime.InferenceSession
+        A file written by :func:`~sk_animals.export.export_onnx`, its bytes, or a session
+        of one.
+    n_jobs : int, default=None
+        Threads decoding in parallel, as in ``ImageLoader``.
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        The :class:`~sk_animals.preprocessing.ImageLoader` of the file's metadata, then an
+        :class:`OnnxClassifier`; ``predict``, ``predict_proba`` and ``classes_`` as a
+        pipeline that :func:`sk_animals.load` returns.
+    """
+    classifier = OnnxClassifier(model).fit()
+    return make_pipeline(classifier.metadata_.loader(n_jobs=n_jobs), classifier)
 
 
 def onnx_metadata(model):
@@ -169,6 +268,4 @@ def predict_onnx(model, images, *, n_jobs=None):
     >>> bool(np.abs(proba - model.predict_proba(list(X[:3]))).max() < 1e-4)
     True
     """
-    session, meta = _open(model)
-    images = meta.loader(n_jobs=n_jobs).transform(images)
-    return session.run([OUTPUT], {INPUT: images})[0]
+    return load_onnx(model, n_jobs=n_jobs).predict_proba(images)

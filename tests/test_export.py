@@ -252,3 +252,70 @@ def test_the_runner_needs_no_torch(saved, photos, tmp_path):
     result = json.loads(proc.stdout)
     assert result["torch"] == []
     assert result["labels"] == load(saved).predict(files).tolist()
+
+
+_PREDICT_WITHOUT_TORCH = (
+    _WITHOUT_TORCH.split("from sk_animals.deploy")[0]
+    + """
+from sk_animals.cli import main
+
+status = main(["predict", sys.argv[1], *json.loads(sys.argv[2]), "--out", sys.argv[3]])
+print(json.dumps({"status": status,
+                  "torch": [m for m in sys.modules if m.split(".")[0] == "torch"]}))
+"""
+)
+
+
+def _labels(csv_path):
+    import csv
+
+    with open(csv_path, newline="") as f:
+        return [row["label"] for row in csv.DictReader(f)]
+
+
+def test_predict_runs_an_onnx_file_without_torch(saved, photos, tmp_path):
+    path = export_onnx(saved, tmp_path / "shapes.onnx")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    files = [str(f) for f in photos[0][:6]] + [str(tmp_path / "broken.jpg")]
+    out = tmp_path / "predictions.csv"
+    proc = subprocess.run(
+        [sys.executable, "-c", _PREDICT_WITHOUT_TORCH, str(path), json.dumps(files), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result == {"status": 0, "torch": []}, proc.stderr[-2000:]
+    assert _labels(out) == [*load(saved).predict(files[:-1]).tolist(), ""]  # an error row
+
+
+def test_predict_engines_agree_and_refuse_what_cannot_be_exported(saved, photos, tmp_path, capsys):
+    from sk_animals.cli import main
+
+    files = [str(f) for f in photos[0][:6]]
+    got = {}
+    for engine in ("torch", "onnxruntime", "auto"):
+        out = tmp_path / f"{engine}.csv"
+        assert main(["predict", str(saved), *files, "--engine", engine, "--out", str(out)]) == 0
+        got[engine] = _labels(out)
+    assert got["torch"] == got["onnxruntime"] == got["auto"]
+    model = load(saved)
+    model[-1].precision_ = "bf16"  # predicts in bf16: no exact graph
+    odd = tmp_path / "bf16.skmodel"
+    save(model, odd)
+    out = tmp_path / "bf16.csv"
+    assert main(["predict", str(odd), *files, "--engine", "auto", "--out", str(out)]) == 0
+    argv = ["predict", str(odd), *files, "--engine", "onnxruntime", "--out", str(out) + "2"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "--engine onnxruntime: " in capsys.readouterr().err
+
+
+def test_predict_refuses_a_foreign_onnx_file(tmp_path, capsys):
+    from sk_animals.cli import main
+
+    foreign = tmp_path / "foreign.onnx"
+    foreign.write_bytes(b"not a graph")
+    assert main(["predict", str(foreign), str(tmp_path)]) == 2
+    assert "not an ONNX file exported by sk_animals" in capsys.readouterr().err
