@@ -11,7 +11,7 @@ part that needs no evaluation. Nothing here computes a metric: the numbers are t
 comparison's, as ``metrics.json`` holds them.
 
 Names from the data (classes, files, approaches) are escaped for Markdown
-(:func:`~sk_animals._text.markdown_text`) and written into the YAML by ``yaml.dump``.
+(``sk_animals._text.markdown_text``) and written into the YAML by ``yaml.dump``.
 """
 
 import os
@@ -28,6 +28,7 @@ from ._base import ImageClassifier
 from ._files import file_sha256, write_text
 from ._tensors import resolve_device
 from ._text import markdown_text
+from ._timm import is_timm
 from ._version import __version__
 from .persistence import file_versions, load
 from .preprocessing import ImageLoader
@@ -126,7 +127,7 @@ def _what(model, features, final):
 def _settings(final, record):
     """The training settings of the final step, as ``name: value`` items."""
     if isinstance(final, ImageClassifier):
-        epochs = f"{final.max_epochs} epochs"
+        epochs = f"{final.max_epochs} epoch" + ("s" if final.max_epochs != 1 else "")
         if record is not None and record.epochs_run is not None:
             stopped = f", stopped by {record.stopped}" if record.stopped else ""
             epochs += f" asked for, {record.epochs_run} run{stopped}"
@@ -209,7 +210,7 @@ def _details(model, model_path, record, parts):
 def _use(model, record, result, loader):
     classes = [str(c) for c in model.classes_]
     lines = ["## Intended use and limits", ""]
-    size = f" at {loader.size} px" if loader is not None else ""
+    size = f" to {loader.size} px" if loader is not None else ""
     lines += [
         f"Sorting images into one of its {len(classes)} classes: "
         + ", ".join(f"**{_md(c)}**" for c in classes)
@@ -234,7 +235,7 @@ def _use(model, record, result, loader):
         lines.append("- Not scored on a test set (the comparison ran without one).")
     if result is not None and result.notes:
         lines += ["", "What the comparison says its reader must know:", ""]
-        lines += [f"- {_md(note)}" for note in result.notes]
+        lines += [f"- {_md(note[:1].upper() + note[1:])}" for note in result.notes]
     return lines + [""]
 
 
@@ -268,7 +269,7 @@ def _audit_items(result, record):
         if labels.dropped:
             found += "; the flagged training-pool images were left out of training"
         else:
-            found += f"; {mine} of them are among this model's training and validation images"
+            found += f"; this model trained or validated on {mine} of them"
         items.append(found)
     return items
 
@@ -373,8 +374,10 @@ def _how_to(model, model_path, loader, final):
     lines += _code(
         "bash", [f"sk-animals predict {shlex.quote(file)} photos/ --out predictions.csv"]
     )
-    exportable = isinstance(model, Pipeline) and loader is not None
-    if exportable and getattr(final, "precision_", "fp32") == "fp32":
+    precision = getattr(final, "precision_", "fp32")
+    if isinstance(model, Pipeline) and loader is not None and precision != "fp32":
+        lines += [f"Not exportable to ONNX: it predicts in {precision}, the graph in fp32.", ""]
+    elif isinstance(model, Pipeline) and loader is not None:
         lines += [
             "As one ONNX file with the preprocessing inside, run without torch "
             "(`pip install 'sk-animals[onnx]'`):",
@@ -522,7 +525,8 @@ def model_card(model, *, result=None, name=None, model_path=None):
     )
     body += _environment(model_path, record, parts)
     tags = ["image-classification", "sk-animals", "skorch", "scikit-learn"]
-    if source is not None and source.hub_id and source.hub_id.startswith("timm/"):
+    backbone = getattr(parts[2], "backbone", None) or getattr(parts[1], "backbone", None)
+    if is_timm(backbone):
         tags.append("timm")
     return _card(title, tags, source, _eval_results(record, result), "\n".join(body))
 
@@ -544,7 +548,7 @@ def _card(title, tags, source, eval_results, body):
 
 
 def write_model_card(model, path, **kwargs):
-    """Write :func:`model_card`'s card of ``model`` to ``path`` (atomically, UTF-8).
+    """Write the :func:`~sk_animals.cards.model_card` of ``model`` to ``path``, atomically.
 
     Parameters
     ----------
