@@ -135,3 +135,14 @@ def test_a_card_refuses_what_is_not_a_fitted_model(compared, tmp_path):
     with pytest.raises(ValueError, match="its model card report.md would replace the report"):
         clash.save(tmp_path)
     assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_a_card_says_how_the_model_computes_and_what_it_cannot_export():
+    X, y = make_image_dataset(n_samples=16, n_classes=2, size=16, random_state=0)
+    clf = ScratchCNNClassifier(width=2, depth=2, max_epochs=1, verbose=0, precision="bf16")
+    text = model_card(make_pipeline(ImageLoader(16), clf).fit(list(X), y)).text
+    assert "- Precision: bf16" in text and "Not exportable to ONNX: it predicts in bf16" in text
+    assert "sk-animals export" not in text
+    fp32 = ScratchCNNClassifier(width=2, depth=2, max_epochs=1, verbose=0)
+    text = model_card(make_pipeline(ImageLoader(16), fp32).fit(list(X), y)).text
+    assert "- Precision: fp32" in text and "sk-animals export model.skmodel model.onnx" in text
