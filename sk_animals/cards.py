@@ -97,7 +97,7 @@ def _code(language, lines):
     return [f"{fence}{language}", text, fence, ""]
 
 
-def _what(model, features, final):
+def _what(features, final):
     """What the model is, in words (Markdown), and its backbone step."""
     backbone = final if isinstance(final, TransferClassifier) else features
     if isinstance(final, TransferClassifier):
@@ -125,7 +125,7 @@ def _what(model, features, final):
 
 
 def _settings(final, record):
-    """The training settings of the final step, as ``name: value`` items."""
+    """The training settings of the final step, as list items."""
     if isinstance(final, ImageClassifier):
         epochs = f"{final.max_epochs} epoch" + ("s" if final.max_epochs != 1 else "")
         if record is not None and record.epochs_run is not None:
@@ -170,7 +170,7 @@ def _input(loader, final, features):
 
 def _details(model, model_path, record, parts):
     loader, features, final = parts
-    what, backbone = _what(model, features, final)
+    what, backbone = _what(features, final)
     lines = ["## Model details", ""]
     items = [f"Model: {what}"]
     if record is not None:
