@@ -44,6 +44,8 @@ _HOMES = {
     "write_predictions": "prediction",
     "save": "persistence",
     "load": "persistence",
+    "model_card": "cards",
+    "write_model_card": "cards",
     # deploying: ONNX export and the torch-free runner
     "export_onnx": "export",
     "onnx_metadata": "deploy",

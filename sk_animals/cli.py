@@ -473,6 +473,36 @@ def _export(args):
     return 0
 
 
+def _card(args):
+    import warnings
+
+    from .report import CARD_SUFFIX
+
+    model = Path(args.model)
+    if not model.is_file():
+        raise UsageError(f"MODEL {args.model!r} is not a file")
+    out = Path(args.out) if args.out else model.with_suffix(CARD_SUFFIX)
+    if out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a folder; give a file name ending {CARD_SUFFIX}")
+    if out.exists() and out.resolve() == model.resolve():
+        raise UsageError(f"--out {str(out)!r} is MODEL itself; give another file")
+    if out.exists() and not args.overwrite:
+        raise UsageError(
+            f"{str(out)!r} exists (the card 'compare' writes holds the model's scores): pass "
+            "--overwrite to replace it, or --out another file"
+        )
+    from .cards import write_model_card
+
+    try:
+        with warnings.catch_warnings():  # another version wrote it: the card names both
+            warnings.simplefilter("ignore", UserWarning)
+            write_model_card(model, out)
+    except ValueError as exc:  # not a model file, or a malformed one
+        raise UsageError(str(exc)) from None
+    print(terminal_text(f"{out}: the model card of {model.name} (no evaluation)"))
+    return 0
+
+
 def _print_predictions(rows, classes, as_json, top_k):
     """Today's table (or JSON) on standard output; return the counts predicted and failed."""
     import numpy as np
@@ -514,7 +544,13 @@ def main(argv=None):
     """Entry point of the ``sk-animals`` command."""
     args = build_parser().parse_args(argv)
     prog = f"sk-animals {args.command}"
-    commands = {"compare": _compare, "tune": _tune, "predict": _predict, "export": _export}
+    commands = {
+        "compare": _compare,
+        "tune": _tune,
+        "predict": _predict,
+        "export": _export,
+        "card": _card,
+    }
     run = commands[args.command]
     try:
         return run(args)

@@ -8,7 +8,6 @@ travels in the file's metadata (:class:`~sk_animals.deploy.OnnxMetadata`); run t
 without torch with :func:`~sk_animals.deploy.predict_onnx`.
 """
 
-import hashlib
 import io
 import os
 import warnings
@@ -19,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from torch import nn
 
 from ._base import ImageClassifier
-from ._files import write_bytes
+from ._files import file_sha256, write_bytes
 from ._tensors import to_network_input
 from ._version import __version__
 from .deploy import INPUT, OUTPUT, OnnxMetadata, import_optional
@@ -187,14 +186,6 @@ def onnx_bytes(model, *, skmodel_sha256=None):
     return data
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def export_onnx(model, path):
     """Write a fitted pipeline as one ONNX file, its preprocessing inside the graph.
 
@@ -258,7 +249,7 @@ def export_onnx(model, path):
     if isinstance(model, str | os.PathLike):
         for name in ("onnx", "onnxruntime"):  # before loading: a missing package first
             import_optional(name)
-        sha = _sha256(model) if os.path.isfile(model) else None
+        sha = file_sha256(model) if os.path.isfile(model) else None
         model = load(model, device="cpu")
     write_bytes(path, onnx_bytes(model, skmodel_sha256=sha))
     return path

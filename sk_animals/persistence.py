@@ -37,7 +37,7 @@ from .transfer import (
     TransferClassifier,
 )
 
-__all__ = ["FORMAT_VERSION", "SUFFIX", "load", "save", "unsavable"]
+__all__ = ["FORMAT_VERSION", "SUFFIX", "file_versions", "load", "save", "unsavable"]
 
 #: Bumped when a file of this version could not be read by older code. Version 2 names
 #: sk_animals' classes by their registry name; version 1 files (dotted module paths) load.
@@ -285,8 +285,9 @@ def _write(path, doc, tensors):
         save_file(tensors, partial, metadata={_KEY: json.dumps(doc)})
 
 
-def _read(path):
-    """The JSON and the tensors (on the CPU) of a model file; ValueError if it is not one."""
+def _read(path, *, tensors=True):
+    """The JSON and the tensors (on the CPU; None without ``tensors``) of a model file;
+    ValueError if it is not one."""
     path = os.fspath(path)
 
     def invalid(reason):
@@ -312,9 +313,30 @@ def _read(path):
                     f"sk_animals {__version__} reads format {FORMAT_VERSION} and older: upgrade "
                     "sk_animals to load it"
                 )
-            return doc, {k: f.get_tensor(k) for k in f.keys()}
+            return doc, {k: f.get_tensor(k) for k in f.keys()} if tensors else None
     except SafetensorError as exc:
         raise invalid(str(exc).replace("\n", " ")) from None
+
+
+def file_versions(path):
+    """The format of the model file ``path`` and the versions of the packages that wrote it.
+
+    Reads the file's description only, not its tensors.
+
+    Returns
+    -------
+    versions : dict of str to str
+        ``"format"``, then ``"sk_animals"``, ``"torch"``, ``"skorch"``, ``"scikit-learn"``
+        and ``"safetensors"`` as the file records them.
+
+    Raises
+    ------
+    ValueError
+        ``path`` is not a model file, in one line naming it.
+    """
+    doc, _ = _read(path, tensors=False)
+    versions = doc["versions"] if isinstance(doc["versions"], dict) else {}
+    return {"format": str(doc["format"]), **{str(k): str(v) for k, v in versions.items()}}
 
 
 def _device(saved, requested, path):

@@ -9,6 +9,7 @@ files. Nothing here computes a metric.
 """
 
 import base64
+import glob
 import html
 import io
 import json
@@ -31,6 +32,9 @@ REPORT_FILES = (REPORT_MD, REPORT_HTML, METRICS, BUDGET_CURVE, LABEL_ISSUES)
 FIGURES = ("curves", "confusion", "predictions", "mistakes", "reliability")
 #: Glob patterns of every file :func:`write_report` may write.
 REPORT_PATTERNS = (*REPORT_FILES, *(f"*_{figure}.png" for figure in FIGURES))
+#: Beside each model ``<approach>.skmodel`` that ``ComparisonResult.save`` writes, its model
+#: card ``<approach>.md`` (:mod:`sk_animals.cards`).
+CARD_SUFFIX = ".md"
 
 __all__ = [
     "html_table",
@@ -320,8 +324,8 @@ _STYLE = (
 def remove_report(out_dir):
     """Remove what an earlier :func:`write_report` and ``ComparisonResult.save`` wrote into
     ``out_dir``, so that a report never mixes runs: the report files
-    (:data:`REPORT_PATTERNS`) and the models of the approaches its metrics.json names;
-    nothing else.
+    (:data:`REPORT_PATTERNS`) and the models and model cards of the approaches its
+    metrics.json names; nothing else.
     """
     from .persistence import SUFFIX
 
@@ -331,7 +335,9 @@ def remove_report(out_dir):
         names = [a["name"] for a in json.loads((out / METRICS).read_text())["approaches"]]
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no earlier run, or not one of ours: only the report files go
-    for pattern in (*REPORT_PATTERNS, *(f"{name}{SUFFIX}" for name in names)):
+    names = [n for n in names if isinstance(n, str) and n and Path(n).name == n]  # no paths
+    models = [f"{glob.escape(n)}{suffix}" for n in names for suffix in (SUFFIX, CARD_SUFFIX)]
+    for pattern in (*REPORT_PATTERNS, *models):
         for path in out.glob(pattern):
             path.unlink()
 

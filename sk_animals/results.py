@@ -73,9 +73,12 @@ class ApproachResult:
     test_predicted: list | None = None  #: the label predicted for each test image
     test_confidence: list | None = None  #: the probability of that label
     test_report: dict | None = None  #: per-class precision, recall, F1 (classification_report)
+    #: on the test set, rows the true classes and columns the predicted, in ``classes_`` order
+    test_confusion_matrix: list | None = None
     calibration: dict | None = None  #: reliability curve and expected calibration error
     precision: str | None = None  #: what the network's fit ran ("fp32", "bf16"); None: no network
     recipe: str | None = None  #: the protocol's recipe ("paper", "recommended"); None: your own
+    class_counts: dict | None = None  #: ``{label: {"train": n, "valid": n}}`` images per class
 
     @classmethod
     def from_dict(cls, values):
@@ -368,7 +371,9 @@ class ComparisonResult:
         """Write the report and the fitted pipelines of ``names`` (all) into ``out_dir``.
 
         Pipelines are written as ``<name>.skmodel`` files (:func:`sk_animals.save`):
-        weights and settings, no pickle; :func:`sk_animals.load` reads them.
+        weights and settings, no pickle; :func:`sk_animals.load` reads them. Beside each,
+        its model card ``<name>.md`` (:func:`sk_animals.cards.write_model_card`): what
+        the model is, its data and its scores on the common test set.
 
         Parameters
         ----------
@@ -381,13 +386,35 @@ class ComparisonResult:
         -------
         paths : dict of str to pathlib.Path
             The report files written.
-        """
-        from .report import write_report
 
+        Raises
+        ------
+        ValueError
+            An approach's model card would replace a report file (an approach named
+            ``report``); nothing is written.
+        """
+        from .cards import write_model_card
+        from .report import CARD_SUFFIX, REPORT_FILES, write_report
+
+        names = list(self.pipelines if names is None else names)
+        clash = [n for n in names if f"{n}{CARD_SUFFIX}" in REPORT_FILES]
+        if clash:
+            raise ValueError(
+                f"approach {clash[0]!r}: its model card {clash[0]}{CARD_SUFFIX} would replace "
+                "the report of the same name; rename the approach"
+            )
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        for name in self.pipelines if names is None else names:
-            save(self.pipelines[name], out / f"{name}{SUFFIX}")
+        for name in names:
+            model = out / f"{name}{SUFFIX}"
+            save(self.pipelines[name], model)
+            write_model_card(
+                self.pipelines[name],
+                out / f"{name}{CARD_SUFFIX}",
+                result=self,
+                name=name,
+                model_path=model,
+            )
         return write_report(self, out)
 
 

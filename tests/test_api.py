@@ -29,6 +29,7 @@ LAYERS = [
     ["_budgets"],
     ["_scoring", "protocols", "runs"],
     ["results"],
+    ["cards"],
     ["report"],
     ["persistence"],
     ["scratch", "transfer"],

@@ -85,6 +85,26 @@ def test_compare_writes_report_metrics_models_and_figures(compared):
             assert f"{approach}_{kind}.png" in names
 
 
+def test_compare_writes_a_model_card_beside_each_model(compared):
+    from huggingface_hub import ModelCard
+
+    _, out, _ = compared
+    metrics = json.loads((out / "metrics.json").read_text())
+    for saved in metrics["approaches"]:
+        card = ModelCard.load(out / f"{saved['name']}.md")
+        (entry,) = card.data.to_dict()["model-index"]
+        scores = {m["type"]: m["value"] for m in entry["results"][0]["metrics"]}
+        assert (scores["accuracy"], scores["f1"], scores["ece"]) == (
+            saved["test_accuracy"],
+            saved["test_report"]["macro avg"]["f1-score"],
+            saved["calibration"]["ece"],
+        )
+        if saved["backbone"]:  # a weights file from us: its licence is not known
+            assert "squeezenet.pth" in card.text and card.data.license is None
+    probe = ModelCard.load(out / "probe.md").text
+    assert "Likely label errors" in probe and "sk-animals export probe.skmodel" in probe
+
+
 def test_approaches_are_checked_early_and_keep_their_order(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["compare", "--demo", "--out", str(tmp_path / "o"), "--approaches", "finetune"])
@@ -307,10 +327,12 @@ def test_unexpected_errors_leave_a_log_not_a_traceback(
 def test_overwrite_clears_the_earlier_run_first(tmp_path):
     out = tmp_path / "o"
     out.mkdir()
-    names = ("old_curves.png", "old_mistakes.png", "budget_curve.png", "old.skmodel", "report.md")
+    names = ("old_curves.png", "budget_curve.png", "old.skmodel", "old.md", "report.md")
     for name in (*names, "notes.txt", "best.skmodel"):
         (out / name).write_text("from an earlier run")
-    (out / "metrics.json").write_text(json.dumps({"approaches": [{"name": "old"}]}))
+    # names are data: a glob or a path in one removes nothing else
+    approaches = [{"name": "old"}, {"name": "*"}, {"name": "../o/notes"}]
+    (out / "metrics.json").write_text(json.dumps({"approaches": approaches}))
     from sk_animals.cli import UsageError, _check_out_folder
     from sk_animals.report import remove_report
 
@@ -476,6 +498,45 @@ def test_export_errors_are_one_line(small_model, tmp_path, capsys):
         assert err.startswith("sk-animals export: error: ") and err.count("\n") == 1, err
         assert message in err
     assert not (tmp_path / "out.onnx").exists()
+
+
+def test_card_writes_the_card_of_a_saved_model(small_model, tmp_path, capsys):
+    import hashlib
+
+    from huggingface_hub import ModelCard
+
+    model, _, _ = small_model
+    out = tmp_path / "shapes.md"
+    assert main(["card", str(model), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith(str(out))
+    card = ModelCard.load(out)
+    assert (
+        "model-index" not in card.data.to_dict() and "## Evaluation\n\nNot evaluated." in card.text
+    )
+    assert hashlib.sha256(model.read_bytes()).hexdigest() in card.text
+    assert "circle" in card.text and "ScratchCNNClassifier" in card.text
+    assert main(["card", str(model), "--out", str(out)]) == 2  # exists
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--overwrite" in err
+    assert main(["card", str(model), "--out", str(out), "--overwrite"]) == 0
+
+
+def test_card_errors_are_one_line(small_model, tmp_path, capsys):
+    model, _, _ = small_model
+    not_a_model = tmp_path / "notes.txt"
+    not_a_model.write_text("hello")
+    cases = {
+        (str(tmp_path / "missing.skmodel"),): "is not a file",
+        (str(not_a_model), "--out", str(tmp_path / "c.md")): "is not an sk_animals model file",
+        (str(model), "--out", str(tmp_path)): "is a folder",
+        (str(model), "--out", str(model)): "is MODEL itself",
+    }
+    for args, message in cases.items():
+        assert main(["card", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("sk-animals card: error: ") and err.count("\n") == 1, err
+        assert message in err
+    assert not (tmp_path / "c.md").exists() and not (tmp_path / "missing.md").exists()
 
 
 def test_export_without_onnx_says_what_to_install(small_model, tmp_path, capsys, monkeypatch):
