@@ -365,7 +365,7 @@ def compare(
         None or 0 skips it (the paper's validation numbers only).
     cv : int or None, default=5
         Stratified folds for cross-validation on each training part (the paper's
-        :data:`~sk_animals.protocols.PAPER` ``folds``); 0 or None skips it.
+        :data:`~sk_animals.protocols.PAPER` ``folds``), at least 2; 0 or None skips it.
     validation_fraction : float, default=0.3
         Stratified fraction of each approach's images held out for validation.
     budgets : list of int, default=None
@@ -427,12 +427,14 @@ def compare(
     Raises
     ------
     NotEnoughImagesError
-        A class has too few images for the test set, the folds and the hold-out
-        (a ``ValueError``, checked before any training).
+        A class has too few images for the test set, the folds and the hold-out (one
+        image, say), or ``test_size`` leaves a part without every class (a
+        ``ValueError``, checked before the audit and any training).
     BadInputError
         A ``ValueError`` found before any loading: ``cv=1``, ``label_issues=True`` or
         ``drop_label_issues`` without an approach on frozen features, ``budgets`` without
-        a test set, ``target_accuracy`` out of (0, 1) or without ``budgets``.
+        a test set, ``target_accuracy`` out of (0, 1) or without ``budgets``, labels in
+        ``data["target"]`` that mix strings and numbers; or a folder with no images.
     ResumeError, RunInProgressError
         ``checkpoint_dir`` holds a run with other arguments, or another process is using it.
     """

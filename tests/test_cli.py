@@ -183,7 +183,8 @@ def test_tune_command_shares_a_study_file(tmp_path, capsys):
     ]
     assert main(args) == 0
     assert "study 's': 2 trials" in capsys.readouterr().out
-    assert main([*args[:5], "3", *args[6:]]) == 0  # a second worker joins and adds one
+    # a second worker joins and adds one; its best model replaces the first's when asked
+    assert main([*args[:5], "3", *args[6:], "--overwrite"]) == 0
     assert "study 's': 3 trials" in capsys.readouterr().out
     assert load(tmp_path / "b.skmodel").predict(
         [str(p) for p in data.rglob("*.png")][:2]
