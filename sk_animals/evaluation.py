@@ -115,10 +115,11 @@ def _check_enough(y, approaches, cv, validation_fraction, random_state):
         for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
             n_valid = int(np.ceil(count * validation_fraction))
             if n_valid < 1 or count - n_valid < max(cv or 0, 2):
+                needs = f"{cv} folds plus " if cv else "training and "
                 raise NotEnoughImagesError(
-                    f"class {str(label)!r} has {count} images to train on: too few for "
-                    f"{cv or 0} folds plus a {validation_fraction:.0%} validation hold-out "
-                    f"({approach.name}); use fewer folds or add images"
+                    f"class {str(label)!r} has {count} image(s) to train on: too few for "
+                    f"{needs}a {validation_fraction:.0%} validation hold-out "
+                    f"({approach.name}); {'use fewer folds or ' if cv else ''}add images"
                 )
 
 
