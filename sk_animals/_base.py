@@ -8,12 +8,14 @@ that draw the paper's curves. Tensor code lives in ``_tensors``, callbacks in
 :class:`sk_animals.ImageClassifier`.
 """
 
+import warnings
 from contextlib import contextmanager
 from contextvars import ContextVar
 from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import (
@@ -47,13 +49,12 @@ from ._tensors import (
     to_network_input,
 )
 from ._training import PRECISIONS, StopEarly, TrainingMixin, resolve_precision
+from .datasets import check_labels
+from .preprocessing import MAX_IMAGE_SIDE
 
 #: True while a saved estimator rebuilds its network (``_restore_fitted_state``): its
 #: weights come from the file's tensors, so ``_module_kwargs`` asks for no pretrained ones.
 RESTORING = ContextVar("sk_animals_restoring", default=False)
-#: The largest image side a saved model may ask for: its file decides how large the
-#: images it is given are made, and ``load`` refuses a file that would cost more.
-MAX_IMAGE_SIDE = 4096
 
 __all__ = ["ImageClassifier", "check_images"]
 
@@ -168,7 +169,9 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
     lr : float, default=0.01
         Learning rate (the peak learning rate when ``lr_schedule`` is set).
     max_epochs : int, default=10
-        Passes over the training data; the data is shuffled every epoch.
+        Passes over the training data; the data is shuffled every epoch. 0 trains
+        nothing and warns (``sklearn.exceptions.ConvergenceWarning``, as
+        ``LogisticRegression(max_iter=0)`` does): the network keeps its initial weights.
     batch_size : int, default=128
         Mini-batch size (MATLAB's default).
     %(shared_parameters)s
@@ -285,15 +288,26 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
 
     # -- validation and what is learned from the data before the network is built
     def _check_params(self):
-        """scikit-learn's validation of ``_parameter_constraints``, in ``fit``."""
+        """scikit-learn's validation of ``_parameter_constraints``, in ``fit``; a warning
+        for ``max_epochs=0``, as scikit-learn's ``LogisticRegression`` warns for
+        ``max_iter=0``."""
         validate_parameter_constraints(
             self._parameter_constraints,
             self.get_params(deep=False),
             caller_name=type(self).__name__,
         )
+        if self.max_epochs == 0:
+            warnings.warn(
+                f"{type(self).__name__}(max_epochs=0) trains no epoch: the network keeps the "
+                "weights it starts with (its initialisation, or what a callback such as "
+                "LoadInitState loaded); give max_epochs >= 1 to train it",
+                ConvergenceWarning,
+                stacklevel=4,  # the caller of fit
+            )
 
     def _check_Xy(self, X, y):
         X = check_images(X)
+        check_labels(y)  # before numpy turns ["cat", 1] into ["cat", "1"]
         y = column_or_1d(y, warn=True)
         missing = np.flatnonzero([v is None for v in y]).tolist() if y.dtype == object else []
         if missing:

@@ -17,8 +17,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _count(minimum):
-    """An argparse type: an integer of at least ``minimum``."""
+def _count(minimum, maximum=None):
+    """An argparse type: an integer of at least ``minimum`` (and at most ``maximum``)."""
 
     def parse(text):
         try:
@@ -27,6 +27,8 @@ def _count(minimum):
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
 
     parse.__name__ = "integer"
@@ -39,6 +41,18 @@ def _jobs(text):
     if value == 0:
         raise argparse.ArgumentTypeError("must be a positive count or -1 (all cores), got 0")
     return value
+
+
+def _folds(text):
+    """An argparse type: cross-validation folds, 0 (none) or at least 2."""
+    value = _count(0)(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError("must be 0 (no cross-validation) or at least 2, got 1")
+    return value
+
+
+#: The seeds numpy and scikit-learn accept: 0 to 2**32 - 1.
+_seed = _count(0, 2**32 - 1)
 
 
 def _budgets(text):
@@ -80,7 +94,12 @@ def _add_common(p, *, data_help):
     p.add_argument(
         "--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1' ..."
     )
-    p.add_argument("--seed", type=int, default=0, help="seed for sampling, splits and training")
+    p.add_argument(
+        "--seed",
+        type=_seed,
+        default=0,
+        help="seed for sampling, splits and training, 0 to 4294967295",
+    )
     p.add_argument(
         "--per-class", type=_count(1), default=None, help="images per class (default: all)"
     )
@@ -161,9 +180,9 @@ def build_parser():
     c.add_argument(
         "--cv",
         "--folds",
-        type=_count(0),
+        type=_folds,
         default=None,
-        help="stratified cross-validation folds, 0 to skip "
+        help="stratified cross-validation folds, at least 2, or 0 to skip "
         f"(default: {PAPER.folds}; demo: {DEMO.folds})",
     )
     c.add_argument(
@@ -291,6 +310,7 @@ def build_parser():
         default=None,
         help="write the best pipeline, refitted on all the data, to this .skmodel file",
     )
+    t.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     p = sub.add_parser(
         "predict",

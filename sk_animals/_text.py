@@ -7,7 +7,7 @@ it keeps the exact names.
 
 import re
 
-__all__ = ["csv_cell", "markdown_text", "terminal_text"]
+__all__ = ["csv_cell", "markdown_text", "readable_text", "terminal_text"]
 
 #: The first characters that make a spreadsheet read a cell as a formula (OWASP).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -16,6 +16,7 @@ _MARKUP = re.compile(r"[\\`*_\[\]<>&|#~]")
 _LIST_MARKER = re.compile(r"^([-+]|\d+)([.)]?)(?=\s|$)")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def csv_cell(text):
@@ -43,20 +44,37 @@ def _list_marker(match):
     return f"{marker}\\{dot}" if dot else marker
 
 
+def readable_text(text):
+    """``text`` writable as UTF-8: the bytes of a name that is not UTF-8 shown as ``\\xNN``.
+
+    Python gives such a name with surrogate escapes (``os.fsdecode(b"cat\\xff.png")``),
+    which no UTF-8 file can hold; each becomes the four characters ``\\xNN`` of its byte,
+    as :func:`terminal_text` shows it. The JSON outputs keep the exact name.
+
+    Examples
+    --------
+    >>> import os
+    >>> print(readable_text(os.fsdecode(b"cat\\xff.png")))
+    cat\\xff.png
+    """
+    return _SURROGATE.sub(_escape, str(text))
+
+
 def markdown_text(text, *, block=True):
     """``text`` as literal Markdown: markup, table separators and line breaks escaped.
 
     Backslash, backtick, ``*``, ``_``, brackets, ``<``, ``>``, ``&``, ``|``, ``#`` and
     ``~`` are backslash-escaped and a line break becomes ``<br>``, so the text renders as
     itself and stays in its table cell. With ``block``, a leading list marker (``-``,
-    ``+``, ``1.``) is escaped too, for text that starts a paragraph or an item.
+    ``+``, ``1.``) is escaped too, for text that starts a paragraph or an item. The bytes
+    of a name that is not UTF-8 show as ``\\xNN`` (:func:`readable_text`).
 
     Examples
     --------
     >>> markdown_text("<b>cat|dog</b>")
     '\\\\<b\\\\>cat\\\\|dog\\\\</b\\\\>'
     """
-    text = _MARKUP.sub(lambda m: "\\" + m.group(), str(text))
+    text = _MARKUP.sub(lambda m: "\\" + m.group(), readable_text(text))
     if block:
         text = _LIST_MARKER.sub(_list_marker, text)
     return _NEWLINE.sub("<br>", text)

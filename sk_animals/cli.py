@@ -41,6 +41,17 @@ def _check_data(args):
             raise UsageError(str(exc)) from None
     elif not Path(args.data_dir).is_dir():
         raise UsageError(f"DATA_DIR {args.data_dir!r} does not exist or is not a folder")
+    else:
+        import warnings
+
+        from .datasets import load_folder
+
+        try:
+            with warnings.catch_warnings():  # the run itself warns about what it skips
+                warnings.simplefilter("ignore", UserWarning)
+                load_folder(args.data_dir)  # the files are listed, none is decoded
+        except ValueError as exc:  # no images, or class folders that are one folder
+            raise UsageError(f"DATA_DIR: {exc}") from None
 
 
 def _check_device(device):
@@ -66,7 +77,8 @@ def _check_out_folder(out, overwrite):
     for parent in [out, *out.parents]:
         if parent.exists() and not parent.is_dir():
             raise UsageError(f"--out {str(out)!r}: {str(parent)!r} is a file, not a folder")
-    if out.is_dir() and any(p.name != LOCK for p in out.iterdir()) and not overwrite:
+    earlier = out.is_dir() and any(p.name != LOCK and not _is_log(p) for p in out.iterdir())
+    if earlier and not overwrite:
         raise UsageError(
             f"--out {str(out)!r} exists and is not empty; choose another folder or "
             "pass --overwrite to replace the files of the earlier run"
@@ -74,6 +86,16 @@ def _check_out_folder(out, overwrite):
     existing = next(p for p in [out, *out.parents] if p.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"--out {str(out)!r} cannot be written to: {str(existing)!r} is locked")
+
+
+def _check_out_file(out, overwrite, suffix, option="--out"):
+    """``out`` is a file name (not a folder) in a folder that can be written to, and no
+    file is there unless ``overwrite``: checked before any work."""
+    if out.is_dir():
+        raise UsageError(f"{option} {str(out)!r} is a folder; give a file name ending {suffix}")
+    if out.exists() and not overwrite:
+        raise UsageError(f"{option} {str(out)!r} exists: pass --overwrite to replace it")
+    _check_out_folder(out.parent, overwrite=True)
 
 
 #: How ``compare``'s arguments are spelled on the command line, for ``--resume``'s errors.
@@ -158,13 +180,10 @@ def _compare(args):
     out = Path(args.out)
     if not args.resume:
         _check_out_folder(out, args.overwrite)
-    existed = out.exists()
-    try:
-        with folder_lock(out, "sk-animals compare"):  # a second run on --out fails here
-            return _compare_in(args, out)
-    finally:
-        if not existed and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # a run refused or stopped before writing leaves no empty folder
+    # a second run on --out fails here; one refused or stopped before writing leaves no
+    # empty folder that it made
+    with folder_lock(out, "sk-animals compare"):
+        return _compare_in(args, out)
 
 
 def _compare_in(args, out):
@@ -279,10 +298,7 @@ def _tune(args):
     _check_data(args)
     _check_device(args.device)
     if args.out is not None:
-        out = Path(args.out)
-        if out.is_dir():
-            raise UsageError(f"--out {args.out!r} is a folder; give a file name ending .skmodel")
-        _check_out_folder(out.parent, overwrite=True)
+        _check_out_file(Path(args.out), args.overwrite, ".skmodel")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     from .tuning import make_storage
@@ -296,6 +312,7 @@ def _tune(args):
     from .datasets import load_folder, make_image_dataset, sample_per_class
     from .persistence import save
     from .protocols import demo_protocol, paper_protocol
+    from .runs import new_folders
     from .tuning import trial_counts, tune
 
     common = {
@@ -342,8 +359,8 @@ def _tune(args):
     )
     print(f"best validation accuracy {study.best_value:.4f} with {study.best_params}")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        save(best.set_params(**{f"{best.steps[-1][0]}__callbacks": None}), args.out)
+        with new_folders(Path(args.out).parent):
+            save(best.set_params(**{f"{best.steps[-1][0]}__callbacks": None}), args.out)
         print(terminal_text(f"best pipeline refitted on all the data: {args.out}"))
     return 0
 
@@ -407,8 +424,8 @@ def _predict(args):
     from .prediction import find_images, predict_files, write_predictions
 
     out = Path(args.out) if args.out else None
-    if out is not None and out.exists() and not args.overwrite:
-        raise UsageError(f"--out {str(out)!r} exists: pass --overwrite to replace it")
+    if out is not None:
+        _check_out_file(out, args.overwrite, ".csv")
     model = _load_model(args.model, args.trust_pickle, args.engine)
     try:
         paths = find_images(args.images)
@@ -424,9 +441,13 @@ def _predict(args):
         rows = tqdm(rows, total=len(paths), unit="image", leave=False)
     if out is not None:
         from ._files import atomic_write
+        from .runs import new_folders
 
         try:
-            with atomic_write(out, newline="", keep_on_interrupt=True) as f:
+            with (
+                new_folders(out.parent),
+                atomic_write(out, newline="", keep_on_interrupt=True) as f,
+            ):
                 done, failed = write_predictions(rows, classes, f, top_k=args.top_k)
         except KeyboardInterrupt:
             raise Interrupted(
@@ -540,6 +561,67 @@ def _error(message):
     print(terminal_text(message, keep_newlines=True), file=sys.stderr)
 
 
+#: A traceback log's name: ``sk-animals-error-<date>-<time>-<random>.log``.
+LOG_PREFIX, LOG_SUFFIX = "sk-animals-error-", ".log"
+#: Traceback logs kept in a folder: the older ones are removed as a new one is written.
+KEEP_LOGS = 5
+
+
+def _is_log(path):
+    """Whether ``path`` is a traceback log (:func:`_write_log`), not a run's output."""
+    return path.name.startswith(LOG_PREFIX) and path.name.endswith(LOG_SUFFIX)
+
+
+def _log_folders(args):
+    """Where a failed run's traceback goes: its ``--out`` folder (a file's folder) when it
+    exists, else the temporary folder."""
+    folders = []
+    if getattr(args, "out", None):
+        out = Path(args.out)
+        folders.append(out if args.command == "compare" else out.parent)
+    return [f for f in folders if f.is_dir()] + [Path(tempfile.gettempdir())]
+
+
+def _write_log(folders):
+    """Write the traceback being handled into the first of ``folders`` that takes it,
+    keeping the newest :data:`KEEP_LOGS` there; say where it went, or why nowhere."""
+    import time
+
+    reasons = []
+    for folder in folders:
+        log = None
+        try:
+            stamp = time.strftime("%Y%m%d-%H%M%S-")
+            fd, log = tempfile.mkstemp(prefix=LOG_PREFIX + stamp, suffix=LOG_SUFFIX, dir=folder)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
+                traceback.print_exc(file=f)
+        except OSError as exc:  # a full disk, a folder gone read-only: the next one
+            reasons.append(f"{folder}: {(exc.strerror or str(exc)).lower()}")
+            if log is not None:
+                Path(log).unlink(missing_ok=True)
+            continue
+        _prune_logs(folder, keep=Path(log))
+        return f"traceback in {log}"
+    return f"no traceback log could be written ({'; '.join(reasons)})"
+
+
+def _prune_logs(folder, keep):
+    """Remove all but the newest :data:`KEEP_LOGS` traceback logs in ``folder`` that this
+    user owns (another user's logs in a shared temporary folder stay)."""
+    me = os.getuid() if hasattr(os, "getuid") else None  # None: no owners (Windows)
+    mine = []
+    for path in folder.glob(f"{LOG_PREFIX}*{LOG_SUFFIX}"):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        if me is None or info.st_uid == me:
+            mine.append((info.st_mtime, path.name, path))
+    for *_, path in sorted(mine, reverse=True)[KEEP_LOGS:]:
+        if path != keep:
+            path.unlink(missing_ok=True)
+
+
 def main(argv=None):
     """Entry point of the ``sk-animals`` command."""
     args = build_parser().parse_args(argv)
@@ -569,11 +651,9 @@ def main(argv=None):
         if isinstance(exc, ImportError):  # an optional dependency: say what to install
             _error(f"{prog}: error: {exc}")
             return 2
-        fd, log = tempfile.mkstemp(prefix="sk-animals-", suffix=".log")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            traceback.print_exc(file=f)
         line = str(exc).splitlines()[0] if str(exc) else ""
-        _error(f"{prog}: {type(exc).__name__}: {line} (traceback in {log}; --debug shows it)")
+        _error(f"{prog}: {type(exc).__name__}: {line}")  # first: whatever the log does
+        _error(f"{prog}: {_write_log(_log_folders(args))}; --debug shows the traceback")
         return 1
 
 

@@ -5,6 +5,7 @@ import io
 import os
 import tempfile
 import warnings
+from numbers import Number
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from PIL import Image, ImageDraw
 from sklearn.datasets import get_data_home
 from sklearn.utils import Bunch, check_random_state
 
+from .exceptions import BadInputError
 from .preprocessing import find_bad_images
 
 __all__ = [
@@ -43,6 +45,56 @@ ANIMALS10_CLASSES = {
     "scoiattolo": "squirrel",
 }
 ANIMALS10_KAGGLE = "alessiocorrado99/animals10"
+
+
+def check_labels(y, name="y"):
+    """Refuse labels that mix strings and numbers, before anything sorts or converts them.
+
+    numpy would turn ``["cat", 1]`` into ``["cat", "1"]`` (the label ``1`` silently
+    becoming ``"1"``), and sorting an object array of both fails with ``TypeError: '<'
+    not supported``; either way the caller gets no word about the labels. ``None`` is
+    left for the caller to name.
+
+    Parameters
+    ----------
+    y : array-like
+        Labels.
+    name : str, default="y"
+        The argument named in the error.
+
+    Raises
+    ------
+    BadInputError
+        A ``ValueError`` naming one string and one number among the labels.
+
+    Examples
+    --------
+    >>> from sk_animals.datasets import check_labels
+    >>> try:
+    ...     check_labels(["cat", 1])
+    ... except ValueError as exc:
+    ...     print(str(exc)[:60])
+    y mixes strings and numbers as labels ('cat' and 1); give ev
+    """
+    if isinstance(y, np.ndarray) and y.dtype != object:
+        return  # one dtype: all strings or all numbers
+    try:
+        values = np.asarray(y, dtype=object).ravel()
+    except ValueError:  # ragged: the caller's own checks say what is wrong
+        return
+    first = {}
+    for value in values:
+        if isinstance(value, str):
+            first.setdefault("string", value)
+        elif isinstance(value, Number):
+            first.setdefault("number", value)
+        if len(first) == 2:
+            raise BadInputError(
+                f"{name} mixes strings and numbers as labels ({first['string']!r} and "
+                f"{first['number']!r}); give every label as a string ({str(first['number'])!r} "
+                f"for {first['number']!r}) or every label as a number",
+                name,
+            )
 
 
 def sample_per_class(y, per_class, *, random_state=None):
@@ -220,7 +272,7 @@ def _selected(paths, labels, skipped, where, per_class, random_state, verify, n_
             stacklevel=3,
         )
     if not paths:
-        raise ValueError(f"no images found under {where!r}; {missing}")
+        raise BadInputError(f"no images found under {where!r}; {missing}", "data")
     target = np.asarray(labels)
     return Bunch(
         data=np.asarray(paths),

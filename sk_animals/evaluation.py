@@ -12,6 +12,7 @@ writes no files.
 import warnings
 from dataclasses import asdict
 from functools import partial
+from numbers import Integral
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -32,7 +33,7 @@ from ._scoring import (
     training_curves,
 )
 from ._text import terminal_text
-from .datasets import load_folder, sample_per_class
+from .datasets import check_labels, load_folder, sample_per_class
 from .exceptions import BadInputError, NotEnoughImagesError
 from .persistence import unsavable
 from .protocols import (
@@ -82,6 +83,30 @@ def _load(data):
     return load_folder(data, verify=True, n_jobs=-1)
 
 
+def _check_test_split(y, test_size):
+    """Refuse, before any work, a class too small to share out between the common test
+    set and the rest (scikit-learn's stratified split needs 2 images of each class, and
+    as many test and other images as there are classes)."""
+    if not test_size:
+        return
+    classes, counts = np.unique(y, return_counts=True)
+    smallest = int(counts.argmin())
+    if counts[smallest] < 2:
+        raise NotEnoughImagesError(
+            f"class {str(classes[smallest])!r} has {counts[smallest]} image: too few for the "
+            "common test set and training (at least 2, and more for the folds); add images "
+            "or leave the class out"
+        )
+    n_test = test_size if isinstance(test_size, Integral) else int(np.ceil(test_size * len(y)))
+    if not len(classes) <= n_test <= len(y) - len(classes):
+        raise NotEnoughImagesError(
+            f"a test_size of {test_size} gives {n_test} test images of {len(y)}: each part "
+            f"needs at least one image of each of the {len(classes)} classes; change "
+            "test_size or add images",
+            "test_size",
+        )
+
+
 def _check_enough(y, approaches, cv, validation_fraction, random_state):
     """Refuse, before any work, a class too small for the folds and the hold-out."""
     for approach in approaches:
@@ -91,10 +116,11 @@ def _check_enough(y, approaches, cv, validation_fraction, random_state):
         for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
             n_valid = int(np.ceil(count * validation_fraction))
             if n_valid < 1 or count - n_valid < max(cv or 0, 2):
+                needs = f"{cv} folds plus " if cv else "training and "
                 raise NotEnoughImagesError(
-                    f"class {str(label)!r} has {count} images: too few for {cv or 0} folds "
-                    f"plus a {validation_fraction:.0%} validation hold-out ({approach.name}); "
-                    "use fewer folds or add images"
+                    f"class {str(label)!r} has {count} image(s) to train on: too few for "
+                    f"{needs}a {validation_fraction:.0%} validation hold-out "
+                    f"({approach.name}); {'use fewer folds or ' if cv else ''}add images"
                 )
 
 
@@ -261,9 +287,13 @@ def _dedupe(data, say):
     return kept, data.data[~keep].tolist(), [fingerprints[i] for i in np.flatnonzero(keep)]
 
 
-def _check_arguments(approaches, *, label_issues, drop_label_issues, test_size, budgets,
+def _check_arguments(approaches, *, cv, label_issues, drop_label_issues, test_size, budgets,
                      target_accuracy):  # fmt: skip
     """Refuse, before any loading, arguments that cannot go together; the probe or None."""
+    if cv and (not isinstance(cv, Integral) or cv < 2):
+        raise BadInputError(
+            f"cv must be 0 or None (no cross-validation) or at least 2 folds, got {cv!r}", "cv"
+        )
     if target_accuracy is not None and not 0 < target_accuracy < 1:
         raise BadInputError(f"target_accuracy must be a fraction in (0, 1), got {target_accuracy}")
     if target_accuracy is not None and not budgets:
@@ -337,7 +367,7 @@ def compare(
         None or 0 skips it (the paper's validation numbers only).
     cv : int or None, default=5
         Stratified folds for cross-validation on each training part (the paper's
-        :data:`~sk_animals.protocols.PAPER` ``folds``); 0 or None skips it.
+        :data:`~sk_animals.protocols.PAPER` ``folds``), at least 2; 0 or None skips it.
     validation_fraction : float, default=0.3
         Stratified fraction of each approach's images held out for validation.
     budgets : list of int, default=None
@@ -399,12 +429,14 @@ def compare(
     Raises
     ------
     NotEnoughImagesError
-        A class has too few images for the test set, the folds and the hold-out
-        (a ``ValueError``, checked before any training).
+        A class has too few images for the test set, the folds and the hold-out (one
+        image, say), or ``test_size`` leaves a part without every class (a
+        ``ValueError``, checked before the audit and any training).
     BadInputError
-        A ``ValueError`` found before any loading: ``label_issues=True`` or
+        A ``ValueError`` found before any loading: ``cv=1``, ``label_issues=True`` or
         ``drop_label_issues`` without an approach on frozen features, ``budgets`` without
-        a test set, ``target_accuracy`` out of (0, 1) or without ``budgets``.
+        a test set, ``target_accuracy`` out of (0, 1) or without ``budgets``, labels in
+        ``data["target"]`` that mix strings and numbers; or a folder with no images.
     ResumeError, RunInProgressError
         ``checkpoint_dir`` holds a run with other arguments, or another process is using it.
     """
@@ -423,6 +455,8 @@ def compare(
         random_state=random_state,
     )
     probe = _check_arguments(approaches, **{k: options[k] for k in _CHECKED})
+    if isinstance(data, Bunch | dict):  # before numpy makes the label 1 into "1"
+        check_labels(data["target"], "target")
     store = NoStore() if checkpoint_dir is None else RunStore(checkpoint_dir)
     with store, shared_features():  # each image's frozen features computed once
         if checkpoint_dir is not None:
@@ -442,7 +476,7 @@ def compare(
 
 
 #: The arguments :func:`_check_arguments` checks.
-_CHECKED = ("label_issues", "drop_label_issues", "test_size", "budgets", "target_accuracy")
+_CHECKED = ("cv", "label_issues", "drop_label_issues", "test_size", "budgets", "target_accuracy")
 
 
 def _compare(
@@ -464,12 +498,14 @@ def _compare(
     )
     pool = np.arange(len(labels))
     test = None
+    _check_test_split(labels, test_size)
     if test_size:
         pool, test_idx = train_test_split(
             pool, test_size=test_size, stratify=labels, random_state=random_state
         )
         test = Bunch(data=paths[test_idx], target=labels[test_idx])
         result.test_files, result.test_true = test.data.tolist(), test.target.tolist()
+    _check_enough(labels[pool], approaches, cv, validation_fraction, random_state)
     if audit:
         say(f"auditing {len(labels)} images for duplicates")
         splits = np.full(len(labels), "train", dtype=object)
@@ -479,7 +515,6 @@ def _compare(
             result.audit = audit_images(paths, labels, splits=splits, n_jobs=-1)
         else:  # the fingerprints deduplication computed
             result.audit = _audit_fingerprinted(paths, labels, splits, found)
-    _check_enough(labels[pool], approaches, cv, validation_fraction, random_state)
     if probe is not None:
         used = pool[_trained_on(labels[pool], approaches, budgets, random_state)]
         if store.finished(_LABEL_AUDIT):

@@ -36,6 +36,10 @@ INTERPOLATIONS = {
     "lanczos": Image.Resampling.LANCZOS,
 }
 RESIZE_POLICIES = ("stretch", "crop", "pad")
+#: The largest image side a saved model may ask for (the loader's ``size``, the size it
+#: resizes to before a crop, a classifier's ``image_size_``): its file decides how large
+#: the images it is given are made, and ``load`` refuses a file that would cost more.
+MAX_IMAGE_SIDE = 4096
 BACKGROUND = (255, 255, 255)  # transparent pixels and letterbox bars become white
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _HIGH_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
@@ -576,7 +580,17 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         return {}, {}
 
     def _restore_fitted_state(self, values, tensors):
-        """Nothing to restore; return self."""
+        """Nothing to restore: the settings from a file are checked, the sides (``size``
+        and the size it resizes to before a crop) within :data:`MAX_IMAGE_SIDE`, so that a
+        file cannot make ``transform`` allocate huge images; return self."""
+        self._validate_params()
+        scaled = _scaled_size(_as_size(self.size), self.crop_pct)
+        if max(scaled) > MAX_IMAGE_SIDE:
+            raise ValueError(
+                f"size={self.size!r} with crop_pct={self.crop_pct!r} makes images of "
+                f"{scaled[0]}x{scaled[1]} pixels, above the {MAX_IMAGE_SIDE} a model file may "
+                "ask for"
+            )
         return self
 
     def __sklearn_tags__(self):

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure  # figures for files: no pyplot, no backend
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from ._files import write_bytes, write_text
-from ._text import markdown_text
+from ._text import markdown_text, readable_text
 from .preprocessing import ImageLoader
 
 #: The files :func:`write_report` writes: these, and per approach ``<name>_<figure>.png``
@@ -238,12 +238,15 @@ def markdown_table(columns, rows):
     return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
+def _html(text):
+    """``text`` as HTML text: escaped, the bytes of a name that is not UTF-8 as ``\\xNN``."""
+    return html.escape(readable_text(text))
+
+
 def html_table(columns, rows):
     """The same table as HTML."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
+    head = "".join(f"<th>{_html(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_html(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -282,16 +285,16 @@ class _Document:
 
     def heading(self, text, level=2):
         self.md += [f"{'#' * level} {markdown_text(text)}", ""]
-        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
+        self.html.append(f"<h{level}>{_html(text)}</h{level}>")
 
     def paragraph(self, text, css=None):
         self.md += [markdown_text(text), ""]
         attr = f' class="{css}"' if css else ""
-        self.html.append(f"<p{attr}>{html.escape(text)}</p>")
+        self.html.append(f"<p{attr}>{_html(text)}</p>")
 
     def items(self, lines):
         self.md += [*(f"- {markdown_text(line)}" for line in lines), ""]
-        self.html.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
+        self.html.append("<ul>" + "".join(f"<li>{_html(x)}</li>" for x in lines) + "</ul>")
 
     def table(self, columns, rows):
         self.md += [markdown_table(columns, rows), ""]
@@ -306,7 +309,7 @@ class _Document:
         write_bytes(self.out / name, data)
         self.md += [f"![{markdown_text(alt, block=False)}]({quote(name)})", ""]
         encoded = base64.b64encode(data).decode("ascii")
-        self.html.append(f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}">')
+        self.html.append(f'<img src="data:image/png;base64,{encoded}" alt="{_html(alt)}">')
 
 
 _STYLE = (

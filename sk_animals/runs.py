@@ -22,7 +22,7 @@ from ._files import write_text
 from ._version import __version__
 from .exceptions import ResumeError, RunInProgressError
 
-__all__ = ["CHECKPOINT", "LOCK", "RunStore", "fingerprint", "folder_lock"]
+__all__ = ["CHECKPOINT", "LOCK", "RunStore", "fingerprint", "folder_lock", "new_folders"]
 
 #: The lock file a running command keeps in its folder.
 LOCK = ".sk-animals.lock"
@@ -102,20 +102,61 @@ def _short(value, width=60):
 
 
 @contextmanager
+def new_folders(folder):
+    """Create ``folder`` and its missing parents for the block; after it, remove the ones
+    this call created that the block left empty.
+
+    A folder that existed before, or that anybody wrote into, stays: a run refused or
+    stopped before writing leaves no empty ``--out`` behind, and nothing of anyone else's
+    is removed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from sk_animals.runs import new_folders
+    >>> root = Path(tempfile.mkdtemp())
+    >>> with new_folders(root / "a" / "b") as folder:
+    ...     folder.is_dir()
+    True
+    >>> (root / "a").exists()
+    False
+    """
+    folder = Path(folder)
+    created = [p for p in [folder, *folder.parents] if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    finally:
+        for made in created:  # the deepest first
+            try:
+                made.rmdir()
+            except OSError:  # not empty (or already gone): it and its parents stay
+                break
+
+
+@contextmanager
 def folder_lock(folder, what="a run"):
     """Hold ``folder`` for this process; a second one fails at once, naming the first.
 
     The lock (``flock`` on :data:`LOCK` inside the folder) goes with the process: a run
-    that was killed leaves no stale lock behind. Where ``fcntl`` is missing (Windows)
-    nothing is locked.
+    that was killed leaves no stale lock behind. The folder and its parents are created
+    when missing, and removed again when the run leaves them empty (see
+    :func:`new_folders`). Where ``fcntl`` is missing (Windows) nothing is locked.
     """
+    with new_folders(folder) as held:
+        with _flock(held, what):
+            yield
+
+
+@contextmanager
+def _flock(folder, what):
+    """:func:`folder_lock` on an existing ``folder``."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover
         yield
         return
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -58,7 +58,8 @@ class ScratchCNNClassifier(ImageClassifier):
     lr : float, default=0.01
         Learning rate.
     max_epochs : int, default=10
-        Passes over the training data, shuffled every epoch.
+        Passes over the training data, shuffled every epoch; 0 trains nothing and warns
+        (a ``ConvergenceWarning``).
     batch_size : int, default=128
         Mini-batch size (MATLAB's default).
     %(shared_parameters)s

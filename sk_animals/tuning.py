@@ -20,6 +20,7 @@ import torch
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
+from .preprocessing import ImageLoader, _as_size
 from .scratch import ScratchCNNClassifier
 from .transfer import TransferClassifier
 
@@ -39,7 +40,7 @@ def _optuna():
         raise ImportError(_INSTALL) from exc
 
 
-def search_space(estimator, prefix=""):
+def search_space(estimator, prefix="", *, image_size=None):
     """The default Optuna search space for one of the package's classifiers.
 
     Parameters
@@ -49,6 +50,11 @@ def search_space(estimator, prefix=""):
         (``scratchcnnclassifier__lr``) unless ``prefix`` is given.
     prefix : str, default=""
         Prepended to every name.
+    image_size : int or (int, int), default=None
+        The side (or height and width) of the images the classifier gets: a scratch
+        network's depths are only those whose network takes them (each pooled block
+        halves the image; see ``min_image_size``). ``None``: the size of a Pipeline's
+        leading :class:`~sk_animals.preprocessing.ImageLoader`, else every depth.
 
     Returns
     -------
@@ -66,6 +72,8 @@ def search_space(estimator, prefix=""):
     >>> from sk_animals.tuning import search_space
     >>> sorted(search_space(ScratchCNNClassifier()))[:3]
     ['batch_size', 'depth', 'dropout']
+    >>> search_space(ScratchCNNClassifier(), image_size=16)["depth"]  # 16 px: halved 4 times
+    IntDistribution(high=4, log=False, low=2, step=1)
     """
     distributions = _optuna().distributions
     Float, Int, Cat = (
@@ -74,6 +82,8 @@ def search_space(estimator, prefix=""):
         distributions.CategoricalDistribution,
     )
     if isinstance(estimator, Pipeline):
+        if image_size is None and isinstance(estimator[0], ImageLoader):
+            image_size = estimator[0].size
         name, estimator = estimator.steps[-1]
         prefix = prefix or f"{name}__"
     space = {
@@ -97,13 +107,34 @@ def search_space(estimator, prefix=""):
                 "batch_size": Cat([32, 64, 128]),
                 "max_epochs": Int(5, 30),
                 "width": Cat([8, 16, 32]),
-                "depth": Int(2, 5),
+                "depth": Int(*_depths(estimator, image_size)),
                 "dropout": Float(0.0, 0.5),
             }
         )
     else:
         raise TypeError(f"no default search space for {type(estimator).__name__}")
     return {prefix + key: value for key, value in space.items()}
+
+
+def _depths(estimator, image_size, offered=(2, 5)):
+    """The lowest and highest of the ``offered`` depths whose network takes images of
+    ``image_size`` (the network's own rule, ``min_image_size``)."""
+    low, high = offered
+    if image_size is None:
+        return low, high
+    side = min(_as_size(image_size))
+    fits = [
+        d
+        for d in range(low, high + 1)
+        if clone(estimator).set_params(depth=d).min_image_size() <= side
+    ]
+    if not fits:
+        h, w = _as_size(image_size)
+        raise ValueError(
+            f"images of {h}x{w} are too small for every depth the search offers ({low} to "
+            f"{high}): use larger images, or give param_distributions with a smaller depth"
+        )
+    return low, max(fits)
 
 
 def make_storage(storage=None):
@@ -400,7 +431,10 @@ def tune(
         Xt = head.fit_transform(X, y)
     else:
         head, base, Xt = None, estimator, X
-    space = search_space(base) if param_distributions is None else param_distributions
+    space = param_distributions
+    if space is None:  # only the depths that the images allow
+        shape = getattr(Xt, "shape", None)
+        space = search_space(base, image_size=None if shape is None else shape[1:3])
     seed, beats = random_state, None
     if storage is not None:
         study_name = study_name or f"sk-animals-{type(base).__name__}"

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import joblib
@@ -202,7 +203,8 @@ def test_tune_command_shares_a_study_file(tmp_path, capsys):
     ]
     assert main(args) == 0
     assert "study 's': 2 trials" in capsys.readouterr().out
-    assert main([*args[:5], "3", *args[6:]]) == 0  # a second worker joins and adds one
+    # a second worker joins and adds one; its best model replaces the first's when asked
+    assert main([*args[:5], "3", *args[6:], "--overwrite"]) == 0
     assert "study 's': 3 trials" in capsys.readouterr().out
     assert load(tmp_path / "b.skmodel").predict(
         [str(p) for p in data.rglob("*.png")][:2]
@@ -239,6 +241,9 @@ def _weights_files(tmp):
         (["--image-size", "0"], "--image-size"),
         (["--epochs", "0"], "--epochs"),
         (["--cv", "-2"], "--cv"),
+        (["--cv", "1"], "--cv"),
+        (["--seed", "-1"], "--seed"),
+        (["--seed", str(2**32)], "--seed"),
         (["--test-size", "1.5"], "--test-size"),
         (["--budgets", "10,x"], "--budgets"),
         (["--n-jobs", "0"], "--n-jobs"),
@@ -310,18 +315,124 @@ def test_unexpected_errors_leave_a_log_not_a_traceback(
         raise RuntimeError("something nobody foresaw")
 
     monkeypatch.setattr(sk_animals.evaluation, "compare", boom)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the temporary folder
     argv = ["compare", str(small_folder), "--out", str(tmp_path / "o"), "--cv", "0"]
     argv += ["--backbone", "squeezenet1_1", "--weights", _weights_files(tmp_path)["missing"]]
     weights = tmp_path / "sq.pth"
     torch.save(torchvision.models.get_model("squeezenet1_1").state_dict(), weights)
     argv[-1] = str(weights)
     assert main(argv) == 1
-    err = capsys.readouterr().err.strip()
-    assert "something nobody foresaw" in err and len(err.splitlines()) == 1
-    log = err.split("traceback in ")[1].split(";")[0]
-    assert "Traceback" in Path(log).read_text() and "boom" in Path(log).read_text()
+    message, where = capsys.readouterr().err.strip().splitlines()  # the message first
+    assert message == "sk-animals compare: RuntimeError: something nobody foresaw"
+    log = _log_named(where)
+    assert log.parent == tmp_path and not (tmp_path / "o").exists()  # no --out was left
+    assert "Traceback" in log.read_text() and "boom" in log.read_text()
     with pytest.raises(RuntimeError):
         main([*argv, "--debug"])
+
+
+def _log_named(line):
+    """The traceback log that an error's second line names."""
+    assert line.endswith("; --debug shows the traceback"), line
+    return Path(line.split("traceback in ")[1].split("; --debug")[0])
+
+
+@pytest.fixture
+def failing_compare(small_folder, tmp_path, monkeypatch):
+    """``compare``'s argv for a run that fails in an unforeseen way, with the temporary
+    folder in ``tmp_path / "tmp"``."""
+    import sk_animals.evaluation
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("something nobody foresaw")
+
+    monkeypatch.setattr(sk_animals.evaluation, "compare", boom)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    return ["compare", str(small_folder), "--approaches", "scratch", "--cv", "0"]
+
+
+def test_a_failed_runs_log_goes_into_its_out_folder(failing_compare, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()  # the user's folder: it stays
+    assert main([*failing_compare, "--out", str(out)]) == 1
+    message, where = capsys.readouterr().err.strip().splitlines()
+    assert "something nobody foresaw" in message and "traceback" not in message
+    log = _log_named(where)
+    assert log.parent == out and "boom" in log.read_text()
+    assert not list((tmp_path / "tmp").iterdir())
+    # the log is not an earlier run's output: the same command needs no --overwrite to go on
+    assert main([*failing_compare, "--out", str(out)]) == 1
+    assert len(list(out.iterdir())) == 2
+
+
+def test_logs_in_the_temporary_folder_are_kept_to_the_last_few(failing_compare, tmp_path, capsys):
+    from sk_animals.cli import KEEP_LOGS
+
+    temp = tmp_path / "tmp"
+    (temp / "sk-animals-notes.log").write_text("not a log of ours")
+    logs = []
+    for run in range(KEEP_LOGS + 3):
+        assert main([*failing_compare, "--out", str(tmp_path / f"o{run}")]) == 1
+        logs.append(_log_named(capsys.readouterr().err.strip().splitlines()[1]))
+    kept = sorted(p for p in temp.iterdir() if p.name.startswith("sk-animals-error-"))
+    assert kept == sorted(logs[-KEEP_LOGS:])  # the newest, the one just named among them
+    assert (temp / "sk-animals-notes.log").exists()
+
+
+def test_a_log_that_cannot_be_written_falls_back_to_the_temporary_folder(
+    failing_compare, tmp_path, capsys, monkeypatch
+):
+    import errno
+
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's")
+    full = {out}  # folders whose disk is full
+    mkstemp = tempfile.mkstemp
+
+    def on_a_full_disk(*args, dir=None, **kwargs):
+        if Path(dir) in full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", on_a_full_disk)
+    argv = [*failing_compare, "--out", str(out), "--overwrite"]
+    assert main(argv) == 1
+    message, where = capsys.readouterr().err.strip().splitlines()
+    assert "something nobody foresaw" in message
+    assert _log_named(where).parent == tmp_path / "tmp" and list(out.iterdir()) == [
+        out / "notes.txt"
+    ]
+    full.add(tmp_path / "tmp")  # nowhere to write: the message stands, and says so
+    assert main(argv) == 1
+    message, where = capsys.readouterr().err.strip().splitlines()
+    assert "something nobody foresaw" in message
+    assert "no traceback log could be written" in where and "no space left" in where
+
+
+def test_a_run_refused_after_it_made_its_out_folder_leaves_none(small_folder, tmp_path, capsys):
+    out = tmp_path / "new" / "deeper" / "o"
+    argv = ["compare", str(small_folder), "--out", str(out), "--cv", "8"]
+    assert main([*argv, "--approaches", "scratch"]) == 2  # a class too small, found in compare
+    assert "too few for 8 folds" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # every folder it made, not just the last
+
+
+def test_an_empty_data_folder_is_refused_and_leaves_no_out(small_model, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    (empty / "cat").mkdir(parents=True)
+    out = tmp_path / "new" / "o"
+    for argv in (
+        ["compare", str(empty), "--out", str(out), "--approaches", "scratch"],
+        ["tune", str(empty), "--out", str(out / "best.skmodel")],
+        ["predict", str(small_model[0]), str(empty), "--out", str(out / "p.csv")],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "error:" in err, err
+        assert "no image" in err and str(empty) in err
+        assert not (tmp_path / "new").exists()
 
 
 def test_overwrite_clears_the_earlier_run_first(tmp_path):
@@ -366,6 +477,22 @@ def test_tune_checks_its_out_file_and_timeout_first(small_folder, tmp_path, caps
     assert "--out" in capsys.readouterr().err
     assert main([*base, "--timeout", "-5"]) == 2
     assert "--timeout" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_tune_keeps_an_existing_model_unless_overwrite(small_folder, tmp_path, capsys):
+    pytest.importorskip("optuna")
+    out = tmp_path / "best.skmodel"
+    out.write_bytes(b"an earlier model")
+    argv = ["tune", str(small_folder), "--n-trials", "1", "--image-size", "16", "--out", str(out)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "pass --overwrite" in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert "study" not in captured.out  # refused before the study started
+    assert out.read_bytes() == b"an earlier model"
+    assert main([*argv, "--overwrite"]) == 0, capsys.readouterr().err
+    assert load(out).classes_.tolist() == ["circle", "cross"]
 
 
 def _labels_csv(folder, path, extra=()):
@@ -442,6 +569,10 @@ def test_predict_writes_a_csv_with_error_rows(compared, tmp_path, capsys):
     assert main(argv) == 2  # the file exists
     assert "--overwrite" in capsys.readouterr().err
     assert main([*argv, "--overwrite"]) == 0
+    argv[argv.index("--out") + 1] = str(tmp_path / "more")  # a folder: refused, not replaced
+    assert main([*argv, "--overwrite"]) == 2
+    assert "is a folder; give a file name ending .csv" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("more")) == ["more"]
     assert main(["predict", str(out / "scratch.skmodel"), str(tmp_path / "nope")]) == 2
 
 

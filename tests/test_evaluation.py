@@ -162,6 +162,37 @@ def test_too_few_images_is_refused_before_any_work(folder):
         compare(folder, [approach("small", fast(), 32, per_class=15)], cv=11, verbose=0)
 
 
+@pytest.mark.parametrize("test_size", [0.2, None])
+def test_a_class_with_one_image_is_refused_before_any_work(folder, tmp_path, capsys, test_size):
+    import shutil
+
+    from sk_animals.exceptions import NotEnoughImagesError
+
+    copy = shutil.copytree(folder, tmp_path / "data")
+    for extra in sorted((copy / "circle").iterdir())[1:]:
+        extra.unlink()
+    with pytest.raises(NotEnoughImagesError, match="class 'circle' has 1 image"):
+        compare(copy, [approach("small", fast(), 32)], cv=2, test_size=test_size)
+    assert "auditing" not in capsys.readouterr().out  # before the audit and any training
+
+
+def test_a_single_fold_is_refused_before_any_loading(folder, capsys):
+    from sk_animals.exceptions import BadInputError
+
+    with pytest.raises(BadInputError, match="cv must be 0 or None .* or at least 2 folds, got 1"):
+        compare(folder, [approach("small", fast(), 32)], cv=1)
+    assert capsys.readouterr().out == ""
+
+
+def test_labels_mixing_strings_and_numbers_are_refused(folder):
+    from sk_animals.datasets import load_image_folder
+
+    data = load_image_folder(folder)
+    target = [1 if label == "circle" else label for label in data.target.tolist()]
+    with pytest.raises(ValueError, match=r"target mixes strings and numbers as labels \('"):
+        compare({"data": data.data, "target": target}, [approach("small", fast(), 32)], cv=0)
+
+
 def test_failure_keeps_finished_work(folder, tmp_path):
     broken = TransferClassifier("squeezenet1_1", weights=tmp_path / "missing.pth", verbose=0)
     approaches = [approach("small", fast(), 32), approach("broken", broken, 32)]

@@ -487,3 +487,27 @@ def test_a_backbone_other_than_the_tensors_is_refused_before_it_is_built(make, s
     message = str(info.value)
     assert "do not fit the settings" in message and str(path) in message and "\n" not in message
     assert max(sizes) == 0  # VGG-11's 133 M parameters were never allocated
+
+
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        ({"size": 100_000}, "size=100000 with crop_pct=1.0 makes images of 100000x100000"),
+        ({"size": [32, 50_000]}, "makes images of 32x50000 pixels, above the 4096"),
+        ({"crop_pct": 1e-6}, "makes images of 32000000x32000000"),
+        ({"size": -3}, "size"),
+    ],
+    ids=["side", "width", "crop", "negative"],
+)
+def test_a_loader_from_a_file_cannot_ask_for_huge_images(image_folder, tmp_path, settings, match):
+    pipe = make_pipeline(ImageLoader(32), tiny()).fit(image_folder.data, image_folder.target)
+    save(pipe, tmp_path / "good.skmodel")
+
+    def enlarge(doc):
+        doc["steps"][0]["params"].update(settings)
+
+    path = _rewrite(tmp_path / "good.skmodel", tmp_path / "huge.skmodel", enlarge)
+    with pytest.raises(ValueError) as info:  # at load, not when predict allocates the images
+        load(path)
+    message = str(info.value)
+    assert match in message and str(path) in message and "\n" not in message

@@ -246,3 +246,23 @@ def test_markdown_shows_hostile_labels_as_text(tmp_path):
         "",
     ]
     assert "<h2>x\n# owned</h2>" in "".join(doc.html)  # HTML keeps the text as it is
+
+
+def test_names_that_are_not_utf8_are_written_readably(tmp_path):
+    import os
+
+    X, y = make_image_dataset(n_samples=30, n_classes=3, size=32, random_state=0)
+    data = save_image_folder(X, y, tmp_path / "data")
+    odd = os.fsdecode(b"broken\xfe.png")  # Python's name for it: a surrogate escape
+    try:
+        (data / "circle" / odd).write_bytes(b"not an image")
+    except (OSError, UnicodeError):
+        pytest.skip("this filesystem refuses names that are not UTF-8")
+    with pytest.warns(UserWarning, match="skipped 1 file"):
+        result = compare(data, [_scratch("s", max_epochs=1)], cv=0, verbose=0)
+    paths = result.save(tmp_path / "out")  # no UnicodeEncodeError: every file is written
+    markdown = paths["report.md"].read_text(encoding="utf-8")
+    assert "broken\\\\xfe.png" in markdown  # renders as broken\xfe.png, the byte shown
+    assert "broken\\xfe.png" in paths["report.html"].read_text(encoding="utf-8")
+    metrics = json.loads(paths["metrics.json"].read_text(encoding="utf-8"))
+    assert metrics["skipped"][0][0] == str(data / "circle" / odd)  # JSON keeps the exact name

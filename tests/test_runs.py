@@ -78,7 +78,11 @@ def test_a_second_run_on_the_same_folder_fails_at_once_naming_the_first(folder, 
     assert code == 2 and len(err.splitlines()) == 1 and "in use by the first run" in err
     with folder_lock(tmp_path / "out"):  # released: free again
         pass
-    assert not any((tmp_path / "out").iterdir())  # the lock file goes with the lock
+    assert not (tmp_path / "out").exists()  # the lock file goes, and the folder the lock made
+    (tmp_path / "out").mkdir()
+    with folder_lock(tmp_path / "out"):
+        pass
+    assert (tmp_path / "out").is_dir() and not any((tmp_path / "out").iterdir())  # theirs stays
 
 
 def test_a_full_disk_leaves_no_file_under_a_final_name(folder, tmp_path, monkeypatch):

@@ -356,6 +356,29 @@ def test_labels_with_none_are_refused(shapes):
         tiny().fit(X, y)
 
 
+@pytest.mark.parametrize(
+    "kind", [list, lambda y: np.array(y, dtype=object)], ids=["list", "object array"]
+)
+def test_labels_mixing_strings_and_numbers_are_refused(shapes, kind):
+    X, y = shapes
+    y = kind([1 if label == "circle" else label for label in y[:8].tolist()])
+    # a list would become ["cross", "1"] without a word, an object array fail to sort
+    with pytest.raises(ValueError, match=r"y mixes strings and numbers as labels \("):
+        tiny().fit(X[:8], y)
+
+
+def test_zero_epochs_warn_as_sklearn_does_for_max_iter_0(shapes):
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = shapes
+    with pytest.warns(ConvergenceWarning, match=r"max_epochs=0\) trains no epoch"):
+        clf = tiny(max_epochs=0).fit(X[:8], y[:8])
+    assert len(clf.history) == 0  # fitted, untrained: what the warning says
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        tiny(max_epochs=1).fit(X[:8], y[:8])
+
+
 def test_float_images_outside_unit_range_are_refused(shapes):
     X, y = shapes
     with pytest.raises(ValueError, match="outside \\[0, 1\\].*divide float images by 255"):

@@ -49,6 +49,31 @@ def test_default_spaces():
         search_space(ImageLoader())
 
 
+def test_the_default_space_offers_only_the_depths_the_images_allow():
+    from sk_animals._networks import ResidualCNN
+
+    # PaperCNN halves an image once per pooled block, ResidualCNN once more in its stem
+    assert search_space(ScratchCNNClassifier(), image_size=16)["depth"] == IntDistribution(2, 4)
+    assert search_space(ScratchCNNClassifier(ResidualCNN), image_size=16)["depth"].high == 3
+    assert search_space(ScratchCNNClassifier(), image_size=(64, 20))["depth"].high == 4
+    pipeline = make_pipeline(ImageLoader(16), ScratchCNNClassifier())
+    assert search_space(pipeline)["scratchcnnclassifier__depth"].high == 4
+    assert search_space(ScratchCNNClassifier())["depth"].high == 5  # no size given: all
+    with pytest.raises(ValueError, match="images of 3x3 are too small for every depth"):
+        search_space(ScratchCNNClassifier(), image_size=3)
+
+
+def test_a_study_at_16_px_searches_only_the_depths_that_fit():
+    from sk_animals.datasets import make_image_dataset
+
+    X, y = make_image_dataset(n_samples=12, n_classes=2, size=16, random_state=0)
+    pipeline = make_pipeline(ImageLoader(16), ScratchCNNClassifier(verbose=0))
+    _, study = tune(pipeline, list(X), y, n_trials=2, random_state=0, refit=False)
+    assert {t.distributions["depth"].high for t in study.trials} == {4}
+    errors = [t.user_attrs.get("error") for t in study.trials if t.state == TrialState.FAIL]
+    assert not errors, errors
+
+
 def test_short_study_prunes_and_refits(shapes):
     X, y = shapes
     best, study = tune(
