@@ -91,6 +91,22 @@ SHARED_PARAMETERS = """\
         Keep the network's weights and every batch in channels-last memory order; with
         ``precision="bf16"`` the fast layout for convolutions on recent GPUs, and faster
         on CPUs too.
+    compile : bool, default=False
+        Compile the network with ``torch.compile`` (skorch's parameter; ``compile__mode``,
+        ``compile__dynamic`` and the other ``compile__*`` are passed to it). It is
+        compiled in place (``nn.Module.compile``): ``module_`` stays the network's own
+        class with the weights' names of an eager one, so saved files are the same.
+        The first fit and the first prediction pay for the compilation (tens of seconds
+        on a CPU), less when torch's inductor cache (``TORCHINDUCTOR_CACHE_DIR``;
+        ``sk-animals compare --cache-dir DIR`` keeps it in ``DIR/inductor``) holds the
+        kernels of an earlier run. Predictions equal the eager fit's within float
+        tolerance for the same ``random_state``, except that torch's compiler draws
+        dropout's random numbers its own way (a compiled fit is still reproducible);
+        ``compile__options={"fallback_random": True}`` draws them as eager torch does.
+        Off by default: on the paper's network a cold start took 25 s, over the 10 s a
+        default may add (see :doc:`/performance`).
+        :func:`~sk_animals.load` never compiles (a file does not choose it); set
+        ``compile=True`` on the loaded model to compile it, which keeps its weights.
     device : str or torch.device, default="auto"
         ``"auto"`` uses CUDA when available, else the CPU.
     random_state : int, RandomState instance or None, default=None
@@ -240,6 +256,7 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
         "lr_schedule": [None, StrOptions({"onecycle", "cosine"})],
         "precision": [StrOptions({*PRECISIONS, "auto"})],
         "channels_last": ["boolean"],
+        "compile": ["boolean"],
         "device": [str, torch.device, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],

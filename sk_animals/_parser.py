@@ -121,7 +121,9 @@ def _add_common(p, *, data_help):
     p.add_argument(
         "--cache-dir",
         default=None,
-        help="keep decoded images in this folder, so that the next run skips decoding",
+        help="keep decoded images in this folder, so that the next run skips decoding "
+        "(and torch.compile's kernels in its inductor/ folder, unless "
+        "TORCHINDUCTOR_CACHE_DIR is set)",
     )
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 

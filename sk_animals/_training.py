@@ -4,10 +4,13 @@ skorch (``skorch/net.py``, 1.x) runs the training loop; the image classifiers ch
 of its steps. Each method here names the skorch method it mirrors or extends, and what it
 relies on that skorch does not document (``EarlyStopping.misses_``, ``_optimizers``,
 ``virtual_params_``' application order, the history's batch dicts). Nothing else in the
-package reads a skorch private.
+package reads a skorch private. torch's in-place compilation (``nn.Module.compile``) is
+undone here too, the one place that touches the attribute it sets (``_compiled_call_impl``,
+which torch's own ``nn.Module.__getstate__`` drops the same way).
 """
 
-from contextlib import nullcontext, suppress
+import os
+from contextlib import contextmanager, nullcontext, suppress
 
 import torch
 from skorch.callbacks import BatchScoring, EarlyStopping, LRScheduler, ProgressBar
@@ -17,7 +20,15 @@ from ._callbacks import IterationLRSchedule
 from ._tensors import MappedPages
 from .exceptions import StopEarly
 
-__all__ = ["PRECISIONS", "StopEarly", "TrainingMixin", "native_bf16", "resolve_precision"]
+__all__ = [
+    "PRECISIONS",
+    "StopEarly",
+    "TrainingMixin",
+    "eager",
+    "inductor_cache",
+    "native_bf16",
+    "resolve_precision",
+]
 
 #: Autocast dtypes of the ``precision`` parameter ("auto" resolves to one of the others).
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -68,6 +79,65 @@ def _set_lr(net, param, value):
         group.pop("peak_lr", None)
 
 
+def _uncompile(module):
+    """Undo ``module.compile()``: its forward runs eagerly again; return what it had compiled.
+
+    ``nn.Module.compile`` keeps the compiled forward in the instance attribute
+    ``_compiled_call_impl`` (torch 2.2 to 2.x) and ``nn.Module.__call__`` uses it when it is
+    set; torch's ``__getstate__`` drops it the same way, which is why a pickled or copied
+    network is eager.
+    """
+    return vars(module).pop("_compiled_call_impl", None)
+
+
+@contextmanager
+def eager(module):
+    """Run ``module`` uncompiled inside the block, then give it back its compiled forward.
+
+    For one-off passes (a frozen body's features, computed once per fit): compiling a graph
+    for them would cost more than it saves. What the compiled forward had compiled is kept.
+    """
+    compiled = _uncompile(module)
+    try:
+        yield module
+    finally:
+        if compiled is not None:
+            module._compiled_call_impl = compiled
+
+
+@contextmanager
+def inductor_cache(cache_dir):
+    """Keep torch's inductor cache in ``cache_dir/inductor`` inside the block.
+
+    ``sk-animals compare`` and ``tune`` with ``--cache-dir DIR`` put the compiled kernels of
+    ``compile=True`` beside the decoded images, so that the next run with the same folder
+    starts warm. A ``TORCHINDUCTOR_CACHE_DIR`` set by the user wins, and ``None`` changes
+    nothing; the variable is restored when the block ends (processes started inside it,
+    such as ``n_jobs`` workers and torch's compile workers, inherit it).
+    """
+    if cache_dir is None or "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        yield
+        return
+    path = os.path.abspath(os.path.join(os.path.expanduser(cache_dir), "inductor"))
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = path
+    try:
+        yield
+    finally:
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+
+
+def _set_compile(net, param, value):
+    """skorch virtual-parameter setter of ``compile`` and ``compile__*`` on an initialized net.
+
+    skorch re-initializes the module when one of them is set on an initialized net, which
+    would throw away a fitted (or loaded) network's weights; here the network is compiled
+    again in place with the new settings (or runs eagerly with ``compile=False``), and its
+    weights and the optimizer's state are kept.
+    """
+    setattr(net, param, value)
+    net._recompile()
+
+
 class TrainingMixin:
     """The image classifiers' changes to skorch's ``NeuralNet`` training loop.
 
@@ -82,6 +152,18 @@ class TrainingMixin:
     - ``run_single_epoch``: skorch's epoch loop, with per-batch values kept on the device.
     - ``notify``: tells skorch's EarlyStopping (which raises ``KeyboardInterrupt``) from a
       real Ctrl-C, by its ``misses_`` and ``patience``.
+    - ``torch_compile``: skorch's ``compile=True`` (``compile__*``: ``torch.compile``'s
+      arguments) compiles the network in place (``nn.Module.compile``, torch >= 2.2) instead
+      of wrapping it: ``module_`` stays the network's own class, with the state-dict keys
+      of an eager one (no ``_orig_mod.`` prefix), so saved files do not change. The
+      criterion is not compiled (one operation on the logits: a second graph to compile
+      for nothing).
+    - ``initialize_virtual_params``: registers :func:`_set_compile` for ``compile`` and
+      ``compile__*``, so that setting them on a fitted or loaded net compiles (or
+      uncompiles) it in place instead of re-initializing its weights as skorch would.
+    - ``__setstate__``: skorch's, then the network compiled again when ``compile=True``
+      (torch's ``nn.Module.__getstate__`` drops the compiled forward from pickles and
+      copies).
     """
 
     _LR_PARAMS = ("optimizer__lr", "lr")  #: parameters whose setter is _set_lr, lr last
@@ -110,6 +192,31 @@ class TrainingMixin:
             self.virtual_params_.pop(param, None)
             self._register_virtual_param(param, _set_lr)
         return self
+
+    # -- torch.compile, in place
+    def torch_compile(self, module, name):
+        """skorch's ``torch_compile`` (called by ``_initialize_module`` and
+        ``_initialize_criterion`` after the device step): with ``compile=True``, the network
+        is compiled in place and returned itself; the criterion is returned as it is."""
+        if getattr(self, "compile", False) and name in self._modules:
+            module.compile(**self.get_params_for("compile"))
+        return module
+
+    def _recompile(self):
+        """Compile ``module_`` again with the current ``compile*`` parameters, or undo its
+        compilation when ``compile`` is False (an unfitted net has nothing to compile)."""
+        module = getattr(self, "module_", None)
+        if isinstance(module, torch.nn.Module):
+            _uncompile(module)
+            self.torch_compile(module, "module")
+
+    def initialize_virtual_params(self):
+        super().initialize_virtual_params()
+        self._register_virtual_param(["compile", "compile__*"], _set_compile)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._recompile()
 
     # -- mixed precision
     def _autocast(self, device_type):

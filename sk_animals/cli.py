@@ -180,9 +180,11 @@ def _compare(args):
     out = Path(args.out)
     if not args.resume:
         _check_out_folder(out, args.overwrite)
+    from ._training import inductor_cache
+
     # a second run on --out fails here; one refused or stopped before writing leaves no
     # empty folder that it made
-    with folder_lock(out, "sk-animals compare"):
+    with folder_lock(out, "sk-animals compare"), inductor_cache(args.cache_dir):
         return _compare_in(args, out)
 
 
@@ -334,18 +336,21 @@ def _tune(args):
             args.data_dir, per_class=args.per_class, random_state=args.seed, verify=True, n_jobs=-1
         )
         X, y = data.data, data.target
+    from ._training import inductor_cache
+
     try:
-        best, study = tune(
-            approach.pipeline,
-            X,
-            y,
-            n_trials=args.n_trials,
-            storage=args.storage,
-            study_name=args.study_name,
-            timeout=args.timeout,
-            random_state=args.seed,
-            refit=args.out is not None,
-        )
+        with inductor_cache(args.cache_dir):
+            best, study = tune(
+                approach.pipeline,
+                X,
+                y,
+                n_trials=args.n_trials,
+                storage=args.storage,
+                study_name=args.study_name,
+                timeout=args.timeout,
+                random_state=args.seed,
+                refit=args.out is not None,
+            )
     except KeyboardInterrupt:
         raise Interrupted(
             "interrupted: trials already finished stay in the study"

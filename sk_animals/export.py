@@ -20,6 +20,7 @@ from torch import nn
 from ._base import ImageClassifier
 from ._files import file_sha256, write_bytes
 from ._tensors import to_network_input
+from ._training import eager
 from ._version import __version__
 from .deploy import INPUT, OUTPUT, OnnxMetadata, import_optional
 from .persistence import load
@@ -118,8 +119,8 @@ def _trace(module, size):
     """The ONNX bytes of ``module`` for uint8 images of ``size``, batch dimension dynamic."""
     example = torch.zeros(2, *size, 3, dtype=torch.uint8)
     buffer = io.BytesIO()
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
+    try:  # eager: torch's exporter cannot trace a compiled forward (compile=True)
+        with torch.no_grad(), warnings.catch_warnings(), eager(module.network):
             # the TorchScript exporter's notices; the parity check tests the graph itself
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)

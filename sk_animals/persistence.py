@@ -357,8 +357,11 @@ def _device(saved, requested, path):
 
 def _caller_chooses(key):
     """Whether parameter ``key`` starts processes or picks folders: the caller's choice at
-    run time, never a file's."""
-    return key.endswith(("num_workers", "n_jobs", "cache_dir")) or key == "memory"
+    run time, never a file's. ``compile`` and ``compile__*`` are among them (torch's
+    compiler starts worker processes and writes its cache folder): a loaded model runs
+    eagerly until its caller sets ``compile=True``."""
+    compile_ = key == "compile" or key.startswith("compile__")
+    return compile_ or key.endswith(("num_workers", "n_jobs", "cache_dir")) or key == "memory"
 
 
 def _check_layout(doc):
@@ -424,7 +427,8 @@ def load(path, *, device=None):
         Fitted, as it was saved; training history and optimizer state are not saved.
         Settings that start processes or choose folders (``iterator_train__num_workers``,
         ``iterator_valid__num_workers``, ``cache_dir``, a Pipeline's ``memory``, anything
-        ending in ``n_jobs``) are not taken from the file: they get their defaults, and
+        ending in ``n_jobs``, ``compile`` and ``compile__*``) are not taken from the file:
+        they get their defaults (a model saved with ``compile=True`` loads eager), and
         the caller sets them with ``set_params``.
 
     Raises

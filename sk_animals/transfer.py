@@ -44,6 +44,7 @@ from ._tensors import (
     state_tensors,
     to_network_input,
 )
+from ._training import eager
 
 __all__ = [
     "BACKBONES",
@@ -134,7 +135,8 @@ class TransferClassifier(ImageClassifier):
         depend on the image alone, the body runs once per image (and once per mirror
         image with ``random_flip``) and the epochs train the head on its features, with
         the same shuffling, flip and dropout draws and the same result as running the
-        whole network every epoch, several times faster.
+        whole network every epoch, several times faster (that pass runs eagerly with
+        ``compile=True`` too, and the head alone is not compiled).
     head_lr_factor : float, default=20
         The new head learns at ``head_lr_factor * lr`` (MATLAB's
         WeightLearnRateFactor/BiasLearnRateFactor); follows ``lr`` when it is tuned.
@@ -297,12 +299,14 @@ class TransferClassifier(ImageClassifier):
         captured = []
         hook = head.register_forward_hook(lambda m, args, out: captured.append(args[0]))
         self.module_.eval()
-        try:
+        try:  # one pass, eager even with compile=True: compiling it would cost more
             step = inference_batch_size("auto", self.device)
-            for i in range(0, len(X), step):
-                x = to_network_input(X[i : i + step], *self._on_device(self.device), self.device)
-                with self._autocast(x.device.type):
-                    self.module_(torch.cat([x, x.flip(3)]) if views == 2 else x)
+            with eager(self.module_):
+                for i in range(0, len(X), step):
+                    x = X[i : i + step]
+                    x = to_network_input(x, *self._on_device(self.device), self.device)
+                    with self._autocast(x.device.type):
+                        self.module_(torch.cat([x, x.flip(3)]) if views == 2 else x)
         finally:
             hook.remove()
             self.module_.train()
@@ -329,7 +333,8 @@ class TransferClassifier(ImageClassifier):
         module = self.module_
         check = getattr(module, "frozen_features", None)
         usable = self._body_once and self.random_translate == 0 and check is not None
-        self._feature_dropout_ = check(self.image_size_) if usable else None
+        with eager(module):  # the check runs the network twice: not worth compiling
+            self._feature_dropout_ = check(self.image_size_) if usable else None
         if self._feature_dropout_ is None:
             return X
         mirrors = self.random_flip or (self.tta and self.train_split is not None)

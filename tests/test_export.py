@@ -101,6 +101,18 @@ def test_scratch_networks_equal_predict_proba(
     _parity(model, tmp_path, photos[0], module.__name__)
 
 
+def test_a_compiled_classifier_exports(shapes, tmp_path):
+    """compile=True: the exporter traces the network eagerly (it cannot trace a compiled
+    forward), and the graph equals the compiled model's predict_proba."""
+    clf = ScratchCNNClassifier(
+        width=4, depth=2, max_epochs=1, batch_size=32, random_state=0, verbose=0,
+        compile=True, compile__backend="eager",  # dynamo without inductor: seconds
+    )  # fmt: skip
+    model = _shapes_pipeline(clf, 32, shapes)
+    gap, _ = _gap(model, export_onnx(model, tmp_path / "compiled.onnx"), list(shapes[0][:8]))
+    assert gap <= TOLERANCE
+
+
 def test_torchvision_transfer_equals_predict_proba(shapes, photos, tmp_path):
     clf = TransferClassifier(
         "squeezenet1_1", weights=None, max_epochs=1, batch_size=32, random_state=0, verbose=0
