@@ -97,10 +97,11 @@ def costed():
         timer.seconds = time.perf_counter() - start + saved
 
 
-def body_key(module, mean, std, skip=(), precision="fp32"):
+def body_key(module, mean, std, skip=(), what="features/fp32"):
     """A digest of a frozen body: its tensors (less those whose names start with ``skip``),
-    the input normalisation ``mean`` and ``std``, and the precision it runs in."""
-    digest = hashlib.blake2b(precision.encode(), digest_size=16)
+    the input normalisation ``mean`` and ``std``, and ``what`` is computed from its output
+    (which vector, in which precision): only equal computations share their results."""
+    digest = hashlib.blake2b(what.encode(), digest_size=16)
     for name, tensor in module.state_dict().items():
         if not name.startswith(tuple(skip)):
             digest.update(name.encode())
@@ -110,7 +111,7 @@ def body_key(module, mean, std, skip=(), precision="fp32"):
     return digest.digest()
 
 
-def cached_features(compute, X, body, views=1):
+def cached_features(compute, X, body, views=1, batch=1):
     """``compute(X)``'s rows, each image's computed once within :func:`shared_features`.
 
     Parameters
@@ -123,6 +124,13 @@ def cached_features(compute, X, body, views=1):
         within :func:`shared_features`).
     views : int, default=1
         Views per image (2: the image and its mirror).
+    batch : int, default=1
+        Images per forward pass of ``compute``. A network's output for an image can
+        depend, in its last bits, on the size of the batch it was computed in (oneDNN
+        chooses its kernels by shape, on one thread most of all), so within
+        :func:`shared_features` the images to compute are padded to whole batches and
+        the batch size is part of the key: a run gives the same values whichever
+        approach computed them first, and a resumed run the same as an uninterrupted one.
 
     Returns
     -------
@@ -131,14 +139,18 @@ def cached_features(compute, X, body, views=1):
     cache = _ACTIVE.get()
     if cache is None:
         return compute(X)
-    body = body()
+    body = (body(), batch)
     keys = [(body, hashlib.blake2b(image.tobytes(), digest_size=16).digest()) for image in X]
     # a hit has at least the views asked for (the image's own comes first)
     missing = [i for i, k in enumerate(keys) if len(cache.entries.get(k, ((),))[0]) < views]
     fresh, seconds = {}, 0.0
     if missing:
         start = time.perf_counter()
-        fresh = dict(zip(missing, compute(X[missing]), strict=True))
+        todo = X[missing]
+        padding = -len(todo) % batch
+        if padding:  # whole batches: see ``batch``
+            todo = np.concatenate([todo, np.zeros((padding, *todo.shape[1:]), todo.dtype)])
+        fresh = dict(zip(missing, compute(todo)[: len(missing)], strict=True))
         seconds = (time.perf_counter() - start) / len(missing)
     out = None
     for i, k in enumerate(keys):

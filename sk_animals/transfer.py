@@ -288,10 +288,15 @@ class TransferClassifier(ImageClassifier):
         averaged over their positions.
         """
         module = self.module_
-        body = partial(
-            body_key, module, self.mean_, self.std_, module.head_prefix, self.precision_
-        )
-        return cached_features(partial(self._compute_head_inputs, views=views), X, body, views)
+        head = module.model.get_submodule(module.head.split(",")[0])
+        # a linear head's input is the network's feature vector, which PretrainedFeatures
+        # gives too; a convolution's is a map, averaged here (SqueezeNet): not shared
+        what = "features" if isinstance(head, torch.nn.Linear) else f"mean of {module.head}"
+        stats = (self.mean_, self.std_, module.head_prefix, f"{what}/{self.precision_}")
+        body = partial(body_key, module, *stats)
+        compute = partial(self._compute_head_inputs, views=views)
+        batch = inference_batch_size("auto", self.device)
+        return cached_features(compute, X, body, views, batch)
 
     @torch.no_grad()
     def _compute_head_inputs(self, X, views):
@@ -305,14 +310,15 @@ class TransferClassifier(ImageClassifier):
                 for i in range(0, len(X), step):
                     x = X[i : i + step]
                     x = to_network_input(x, *self._on_device(self.device), self.device)
-                    with self._autocast(x.device.type):
-                        self.module_(torch.cat([x, x.flip(3)]) if views == 2 else x)
+                    for view in (x, x.flip(3))[:views]:  # each view a batch of its own
+                        with self._autocast(x.device.type):
+                            self.module_(view)
         finally:
             hook.remove()
             self.module_.train()
         inputs = [c.float().mean((2, 3)) if c.ndim == 4 else c.float() for c in captured]
-        inputs = [c.reshape(views, -1, c.shape[-1]).transpose(0, 1) for c in inputs]
-        return torch.cat(inputs).cpu().numpy()
+        pairs = [torch.stack(inputs[i : i + views], 1) for i in range(0, len(inputs), views)]
+        return torch.cat(pairs).cpu().numpy()
 
     #: Whether a frozen body's features are computed once per fit (see ``_training_inputs``);
     #: the benchmarks and the test of equal results set it to False to run the whole network.
@@ -532,7 +538,7 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
         body = partial(body_key, self.module_, self.mean_, self.std_)
         with flush_denormals():
-            return cached_features(compute, check_images(X), body)[:, 0]
+            return cached_features(compute, check_images(X), body, batch=batch_size)[:, 0]
 
     def _fitted_state(self):
         """What ``fit`` loaded: (JSON values, CPU tensors by name)."""

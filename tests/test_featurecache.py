@@ -68,3 +68,19 @@ def test_more_views_are_computed_again_and_a_full_cache_stops_keeping(shapes, we
         assert cache.nbytes == 16 * 2 * 512 * 4
         probe.transform(X[16:48])  # only 8 more fit
         assert len(cache.entries) == 24 and cache.nbytes <= 40 * 512 * 4
+
+
+def test_values_do_not_depend_on_what_was_computed_first(shapes, weights):
+    """Padded to whole batches, an image's features are the same bits whichever call
+    computed them (one thread, as in the tests, is where batch sizes change the bits)."""
+    X, y = shapes
+    probe = PretrainedFeatures("resnet18", weights=weights).fit()
+    with shared_features():
+        few = probe.transform(X[3:8])
+    with shared_features():
+        many = probe.transform(X[:21])
+    with shared_features():
+        transfer(weights, max_epochs=1).fit(X[:21], y[:21])  # its features, with mirrors
+        shared = probe.transform(X[3:8])
+    np.testing.assert_array_equal(few, many[3:8])
+    np.testing.assert_array_equal(few, shared)
