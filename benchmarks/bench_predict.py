@@ -9,18 +9,23 @@ timed is prediction; the fit only makes a real model). Timed, best of 3, same th
 - ``predict_files(model, paths)`` (what ``--out`` writes): decoding on every core, the
   next batch decoded while the network predicts the current one, batches of 256.
 
+- ``predict_files`` on the same model exported to ONNX and run by ONNX Runtime (what
+  ``sk-animals predict model.onnx`` and ``--engine onnxruntime`` run), and the time of the
+  in-memory export that ``--engine`` pays once at load (with its parity check);
 - the ceiling: the same network alone on the photos decoded beforehand, in the model's
   batches (``predict_proba`` of the decoded images): what any pipeline must still spend, so
   the loop's time over it bounds the ratio that faster decoding could reach.
 
 Both give the same labels (checked on at least 95% of the photos: the loader decodes large
 JPEGs in draft mode, which moves the pixels a little). Target: at least 1.5x the loop's images per
-second. About 2 minutes on 2 cores::
+second; with ONNX Runtime, at least 1.5x the loop and 1.3x ``predict_files`` on torch. About
+3 minutes on 2 cores::
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_predict.py
 """
 
 import argparse
+import time
 
 import numpy as np
 import torch
@@ -29,6 +34,8 @@ from PIL import Image
 from sklearn.pipeline import make_pipeline
 
 from sk_animals import ImageLoader, TransferClassifier, load_image_folder
+from sk_animals.deploy import load_onnx
+from sk_animals.export import onnx_bytes
 from sk_animals.prediction import predict_files
 
 
@@ -64,6 +71,13 @@ def main():
     def streamed():
         return np.stack([p for _, p, _ in predict_files(model, paths)])
 
+    start = time.perf_counter()
+    exported = load_onnx(onnx_bytes(model))
+    t_export = time.perf_counter() - start
+
+    def on_onnx():
+        return np.stack([p for _, p, _ in predict_files(exported, paths)])
+
     decoded = model[0].transform(paths)
 
     def network():
@@ -78,13 +92,21 @@ def main():
     t_plain = best_of(plain, args.repeat)
     t_stream = best_of(streamed, args.repeat)
     t_net = best_of(network, args.repeat)
+    gap = float(np.abs(on_onnx() - b).max())
+    t_onnx = best_of(on_onnx, args.repeat)
     n = len(paths)
     print(f"threads {torch.get_num_threads()}, {n} photos")
     print(f"plain loop        {n / t_plain:7.1f} images/s ({t_plain:.2f} s)")
     print(f"predict_files     {n / t_stream:7.1f} images/s ({t_stream:.2f} s)")
+    print(f"onnxruntime       {n / t_onnx:7.1f} images/s ({t_onnx:.2f} s; largest gap {gap:.1e})")
+    print(f"in-memory export  {t_export:.2f} s, once per --engine onnxruntime run")
     print(f"network alone     {n / t_net:7.1f} images/s ({t_net:.2f} s, {net.batch_size} a batch)")
     print(f"ceiling: plain loop / network alone = {t_plain / t_net:.2f}x")
     report("predict_files / plain loop (images per second)", t_plain / t_stream, 1.5)
+    report("predict_files on ONNX Runtime / plain loop", t_plain / t_onnx, 1.5)
+    report("predict_files on ONNX Runtime / on torch", t_stream / t_onnx, 1.3)
+    with_export = t_stream / (t_onnx + t_export)
+    report("--engine onnxruntime, export included / torch", with_export, 1.0)
 
 
 if __name__ == "__main__":
