@@ -31,6 +31,7 @@ LAYERS = [
     ["results"],
     ["report"],
     ["persistence"],
+    ["explanations"],
     ["scratch", "transfer"],
     ["_base"],
     ["_training"],
