@@ -50,6 +50,8 @@ _HOMES = {
     "export_onnx": "export",
     "onnx_metadata": "deploy",
     "predict_onnx": "deploy",
+    # explaining: class-activation maps
+    "explain": "explanations",
     # errors
     "FileWriteError": "exceptions",
     "ImageLoadError": "exceptions",

@@ -397,4 +397,45 @@ def build_parser():
     )
     k.add_argument("--overwrite", action="store_true", help="replace an existing card")
     k.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    _add_explain(sub)
     return parser
+
+
+def _add_explain(sub):
+    """The ``explain`` command's options."""
+    from .explanations import DEFAULT_METHOD, METHODS
+
+    x = sub.add_parser(
+        "explain",
+        help="show where a saved pipeline looks: a heatmap over each image",
+        description="Write, for each image, an overlay PNG of the image the network saw beside "
+        "a class-activation map of the evidence for its predicted class, titled with that class "
+        "and its probability, and an index.html that lists them (files that cannot be read are "
+        "rows with their error). Ctrl-C keeps the overlays done and their index. Needs pip "
+        "install 'sk-animals[explain]'. Exit status 0 when any file was explained, 1 when none "
+        "was.",
+    )
+    x.add_argument(
+        "model", metavar="MODEL", help="a .skmodel file written by 'sk-animals compare' or 'tune'"
+    )
+    x.add_argument(
+        "images",
+        nargs="+",
+        metavar="PATH",
+        help="image files, folders (searched recursively) or a .csv with a path column",
+    )
+    x.add_argument("--out", required=True, help="folder for the overlay PNGs and index.html")
+    x.add_argument(
+        "--overwrite", action="store_true", help="write into an --out folder that is not empty"
+    )
+    x.add_argument(
+        "--method",
+        choices=tuple(METHODS),
+        default=DEFAULT_METHOD,
+        help=f"the class-activation map (default: {DEFAULT_METHOD})",
+    )
+    x.add_argument(
+        "--batch-size", type=_count(1), default=32, help="images decoded and explained together"
+    )
+    x.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
+    x.add_argument("--debug", action="store_true", help="show the full traceback of an error")

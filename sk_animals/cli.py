@@ -1,4 +1,5 @@
-"""The ``sk-animals`` command: compare the approaches, tune one, predict with or export a model.
+"""The ``sk-animals`` command: compare the approaches, tune one, predict with, explain or export
+a model.
 
 Every option is checked before any long work starts; heavy modules (torch, torchvision,
 scikit-learn) are imported only by the command that runs, so ``--help`` is instant.
@@ -425,19 +426,27 @@ def _on_onnxruntime(model, engine):
         return model
 
 
+def _image_paths(images):
+    """The image files that the command line's PATH arguments name (at least one)."""
+    from .prediction import find_images
+
+    try:
+        paths = find_images(images)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if not paths:
+        raise UsageError(f"no image files in {', '.join(images)}")
+    return paths
+
+
 def _predict(args):
-    from .prediction import find_images, predict_files, write_predictions
+    from .prediction import predict_files, write_predictions
 
     out = Path(args.out) if args.out else None
     if out is not None:
         _check_out_file(out, args.overwrite, ".csv")
     model = _load_model(args.model, args.trust_pickle, args.engine)
-    try:
-        paths = find_images(args.images)
-    except (FileNotFoundError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
-    if not paths:
-        raise UsageError(f"no image files in {', '.join(args.images)}")
+    paths = _image_paths(args.images)
     classes = [str(c) for c in model.classes_]
     rows = predict_files(model, paths, batch_size=args.batch_size)
     if sys.stderr.isatty() and not args.quiet:
@@ -527,6 +536,37 @@ def _card(args):
         raise UsageError(str(exc)) from None
     print(terminal_text(f"{out}: the model card of {model.name} (no evaluation)"))
     return 0
+
+
+def _explain(args):
+    from .explanations import _cam_library
+
+    try:
+        _cam_library()  # before the model loads: the missing package first
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    out = Path(args.out)
+    _check_out_folder(out, args.overwrite)
+    model = _load_model(args.model, trust_pickle=False)
+    paths = _image_paths(args.images)
+    from .explanations import write_explanations
+    from .prediction import explain_files
+
+    rows = explain_files(model, paths, batch_size=args.batch_size, method=args.method)
+    if sys.stderr.isatty() and not args.quiet:
+        from tqdm.auto import tqdm
+
+        rows = tqdm(rows, total=len(paths), unit="image", leave=False)
+    try:
+        done, failed = write_explanations(rows, model.classes_, out, total=len(paths))
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: the overlays made so far are listed in {out / 'index.html'}"
+        ) from None
+    if not args.quiet:
+        more = f"; {failed} file(s) could not be read (see the index)" if failed else ""
+        print(terminal_text(f"{out / 'index.html'}: {done} image(s) explained{more}"))
+    return 0 if done else 1
 
 
 def _print_predictions(rows, classes, as_json, top_k):
@@ -637,6 +677,7 @@ def main(argv=None):
         "predict": _predict,
         "export": _export,
         "card": _card,
+        "explain": _explain,
     }
     run = commands[args.command]
     try:

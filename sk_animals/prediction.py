@@ -1,4 +1,5 @@
-"""Predictions for many image files: streamed in batches, one row per file, errors kept."""
+"""Predictions and their explanations for many image files: streamed in batches, one row per
+file, errors kept."""
 
 import csv
 import os
@@ -9,9 +10,10 @@ import numpy as np
 
 from ._text import csv_cell
 from .datasets import IMAGE_EXTENSIONS, _read_table
-from .preprocessing import ImageLoader
+from .explanations import DEFAULT_METHOD, explain
+from .preprocessing import split_loader
 
-__all__ = ["find_images", "predict_files", "write_predictions"]
+__all__ = ["explain_files", "find_images", "predict_files", "write_predictions"]
 
 
 def find_images(inputs, *, path_column="path"):
@@ -68,15 +70,6 @@ def find_images(inputs, *, path_column="path"):
     return paths
 
 
-def _split(model):
-    """The model's ImageLoader and the rest of it."""
-    steps = getattr(model, "steps", None)
-    if not steps or not isinstance(steps[0][1], ImageLoader):
-        return None, model
-    rest = model[1:] if len(steps) > 2 else steps[-1][1]
-    return steps[0][1], rest
-
-
 def _decode(loader, paths):
     """The decoded images of ``paths`` that could be read, and why the others could not.
 
@@ -129,9 +122,21 @@ def predict_files(model, paths, *, batch_size=256):
     >>> [proba is None for _, proba, _ in rows]
     [False, False, True]
     """
+    loader, rest = split_loader(model)
+    for batch, images, errors in _decoded_batches(loader, paths, batch_size):
+        proba = iter(rest.predict_proba(images)) if images is not None else iter(())
+        for i, path in enumerate(batch):
+            if i in errors:
+                yield path, None, errors[i]
+            else:
+                yield path, next(proba), ""
+
+
+def _decoded_batches(loader, paths, batch_size):
+    """Yield (paths, decoded images or None, errors by position) a batch at a time, the next
+    batch decoded on every core while the caller works on this one."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    loader, rest = _split(model)
     batches = [list(paths[i : i + batch_size]) for i in range(0, len(paths), batch_size)]
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(_decode, loader, batches[0]) if batches else None
@@ -139,12 +144,67 @@ def predict_files(model, paths, *, batch_size=256):
             images, errors = pending.result()
             if k + 1 < len(batches):
                 pending = pool.submit(_decode, loader, batches[k + 1])
-            proba = iter(rest.predict_proba(images)) if images is not None else iter(())
-            for i, path in enumerate(batch):
-                if i in errors:
-                    yield path, None, errors[i]
-                else:
-                    yield path, next(proba), ""
+            yield batch, images, errors
+
+
+def explain_files(model, paths, *, batch_size=32, method=DEFAULT_METHOD):
+    """Explain every file in ``paths`` a batch at a time: yield one row per file.
+
+    Each file's predicted class (as ``predict`` gives it) is explained by
+    :func:`~sk_animals.explanations.explain`. Memory holds two batches of decoded images
+    at most; a file that cannot be read gets a row with its error and does not stop the
+    others.
+
+    Parameters
+    ----------
+    model : fitted Pipeline
+        An :class:`~sk_animals.preprocessing.ImageLoader`, then a classifier, as
+        :func:`sk_animals.load` returns it.
+    paths : sequence of str
+        Image files, e.g. from :func:`find_images`.
+    batch_size : int, default=32
+        Files decoded and explained together.
+    method : str, default="layercam"
+        As in :func:`~sk_animals.explanations.explain`.
+
+    Yields
+    ------
+    path : str
+    image : ndarray of shape (height, width, 3) or None
+        The uint8 image the network saw, or ``None`` when the file could not be read.
+    proba : ndarray of shape (n_classes,) or None
+    heatmap : ndarray of shape (height, width) or None
+        The map of the predicted class, in [0, 1].
+    error : str
+        Why the file could not be read; empty for the others.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sk_animals import ImageLoader, ScratchCNNClassifier
+    >>> from sk_animals.datasets import make_image_folder
+    >>> from sklearn.pipeline import make_pipeline
+    >>> folder = make_image_folder(tempfile.mkdtemp(), n_samples=8, size=24)
+    >>> files = find_images([folder])
+    >>> clf = ScratchCNNClassifier(width=4, max_epochs=1, verbose=0)
+    >>> model = make_pipeline(ImageLoader(24), clf).fit(files, [f.split("/")[-2] for f in files])
+    >>> path, image, proba, heatmap, error = next(explain_files(model, files))
+    >>> image.shape, heatmap.shape, error
+    ((24, 24, 3), (24, 24), '')
+    """
+    loader, rest = split_loader(model)
+    for batch, images, errors in _decoded_batches(loader, paths, batch_size):
+        good = iter(())
+        if images is not None:
+            proba = rest.predict_proba(images)
+            classes = np.asarray(rest.classes_)[proba.argmax(1)]
+            maps = explain(rest, images, classes, method=method)
+            good = zip(images, proba, maps, strict=True)
+        for i, path in enumerate(batch):
+            if i in errors:
+                yield path, None, None, None, errors[i]
+            else:
+                yield path, *next(good), ""
 
 
 def write_predictions(rows, classes, out, *, top_k=0):

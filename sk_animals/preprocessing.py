@@ -625,3 +625,13 @@ def find_bad_images(X, *, n_jobs=None):
     'UnidentifiedImageError'
     """
     return _load_all(X, 8, "stretch", "nearest", n_jobs)[1]
+
+
+def split_loader(model):
+    """(the ImageLoader that starts the Pipeline ``model``, the steps after it), or
+    ``(None, model)`` for a model without one."""
+    steps = getattr(model, "steps", None)
+    if not steps or not isinstance(steps[0][1], ImageLoader):
+        return None, model
+    rest = model[1:] if len(steps) > 2 else steps[-1][1]
+    return steps[0][1], rest

@@ -32,6 +32,7 @@ LAYERS = [
     ["cards"],
     ["report"],
     ["persistence"],
+    ["explanations"],
     ["scratch", "transfer"],
     ["_base"],
     ["_training"],
