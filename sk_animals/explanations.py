@@ -4,7 +4,8 @@ pytorch-grad-cam computes the maps (:data:`METHODS`); this module gives it what 
 each model of the package: the network from a normalised batch to logits (a classifier's
 ``module_``; for the probe, the frozen backbone followed by a linear layer that holds the
 probe's weights), the model's own normalisation, and the layers to explain, found from each
-network's own description as ``freeze`` finds its blocks (:func:`stages`). :func:`overlay`
+network's own description as ``freeze`` finds its blocks
+(:func:`~sk_animals.explanations.stages`). :func:`~sk_animals.explanations.overlay`
 colours a map over its image; :func:`write_explanations` writes the overlays and the index
 page of ``sk-animals explain``.
 
@@ -340,7 +341,7 @@ def _auto(found):
 def stages(model, size=None):
     """The stages of a fitted model's network: the last layer at each resolution.
 
-    The layers :func:`explain` may combine, found from each network's own description:
+    The layers :func:`~sk_animals.explain` may combine, found from each network's own description:
     the outputs of a timm model's ``feature_info``; the feature blocks of a torchvision
     model (those ``freeze`` counts); the ``blocks`` of the scratch networks. Of these, the
     last at each resolution (found by one pass of a blank image) is its stage; layers
@@ -349,7 +350,7 @@ def stages(model, size=None):
     Parameters
     ----------
     model : fitted Pipeline or classifier
-        As :func:`explain` takes it.
+        As :func:`~sk_animals.explain` takes it.
     size : int or (int, int), default=None
         Input height and width; by default the model's (its ImageLoader's, or the
         classifier's ``image_size_``).
@@ -410,7 +411,8 @@ def explain(model, X, target=None, *, method=DEFAULT_METHOD, layers="auto", batc
     the size the network saw the image, each scaled to [0, 1] (1: the most). The maps are
     computed by pytorch-grad-cam's ``method`` on the model's own network and
     normalisation, at full precision and without test-time flips, from the layers
-    ``layers`` names (see :func:`stages`); maps of several layers are averaged.
+    ``layers`` names (see :func:`~sk_animals.explanations.stages`); maps of several layers
+    are averaged.
 
     Parameters
     ----------
@@ -429,16 +431,18 @@ def explain(model, X, target=None, *, method=DEFAULT_METHOD, layers="auto", batc
         The class whose evidence is shown, one for all images or one per image; None: the
         class ``model.predict`` gives each image.
     method : str, default="layercam"
-        A name of :data:`METHODS`: ``"layercam"`` (LayerCAM, Jiang et al. 2021: each
-        position's activations weighted by their own positive gradients), ``"gradcam"``
-        (Grad-CAM, Selvaraju et al. 2017: by each channel's mean gradient), ``"gradcam++"``,
-        ``"hirescam"``, ``"xgradcam"``, or ``"eigencam"`` (the activations' first principal
-        component; the same for every class).
+        A name of :data:`~sk_animals.explanations.METHODS`: ``"layercam"`` (LayerCAM,
+        Jiang et al. 2021: each position's activations weighted by their own positive
+        gradients), ``"gradcam"`` (Grad-CAM, Selvaraju et al. 2017: by each channel's
+        mean gradient), ``"gradcam++"``, ``"hirescam"``, ``"xgradcam"``, or
+        ``"eigencam"`` (the activations' first principal component; the same for every
+        class).
     layers : "auto", "last", int or list of str, default="auto"
-        ``"auto"``: every stage of :func:`stages`, their maps averaged, so that early,
-        fine stages place the evidence that later, coarse ones recognise (the paper's CNN
-        at 64 px ends in 4x4 maps). ``"last"``: the last stage only (classic Grad-CAM).
-        An int ``k``: the last ``k`` stages. Or the dotted names of layers of the network.
+        ``"auto"``: every stage of :func:`~sk_animals.explanations.stages`, their maps
+        averaged, so that early, fine stages place the evidence that later, coarse ones
+        recognise (the paper's CNN at 64 px ends in 4x4 maps). ``"last"``: the last stage
+        only (classic Grad-CAM's layer). An int ``k``: the last ``k`` stages. Or the dotted
+        names of layers of the network.
     batch_size : int, default=32
         Images per forward and backward pass.
 
@@ -456,7 +460,7 @@ def explain(model, X, target=None, *, method=DEFAULT_METHOD, layers="auto", batc
 
     See Also
     --------
-    overlay : A map coloured over its image.
+    sk_animals.explanations.overlay : A map coloured over its image.
     sk_animals.prediction.explain_files : Maps for many files, a batch at a time.
 
     Notes
@@ -524,8 +528,8 @@ def overlay(image, heatmap, *, alpha=0.5, colormap="jet"):
     image : ndarray of shape (height, width, 3)
         uint8, or float in [0, 1].
     heatmap : ndarray of shape (rows, cols)
-        In [0, 1], e.g. one of :func:`explain`'s maps; resized (bilinear) to the image's
-        size when it differs.
+        In [0, 1], e.g. one of :func:`~sk_animals.explain`'s maps; resized (bilinear) to
+        the image's size when it differs.
     alpha : float, default=0.5
         Weight of the coloured map.
     colormap : str, default="jet"
@@ -557,8 +561,9 @@ def overlay(image, heatmap, *, alpha=0.5, colormap="jet"):
 
 
 def overlay_png(image, heatmap, title):
-    """PNG bytes of a figure: ``image`` beside :func:`overlay` of its ``heatmap``, and
-    ``title`` above them (shown as text: no mathtext, control characters escaped)."""
+    """PNG bytes of a figure: ``image`` beside
+    :func:`~sk_animals.explanations.overlay` of its ``heatmap``, and ``title`` above them
+    (shown as text: no mathtext, control characters escaped)."""
     import io
 
     from matplotlib.figure import Figure  # no pyplot, no backend switch
@@ -624,7 +629,8 @@ def write_explanations(rows, classes, out, *, total=None):
     """Write an overlay PNG per row of :func:`~sk_animals.prediction.explain_files` and an
     ``index.html`` that lists them, into the folder ``out``.
 
-    Each PNG (:func:`overlay_png`) shows the image the network saw beside its heatmap,
+    Each PNG (:func:`~sk_animals.explanations.overlay_png`) shows the image the network saw
+    beside its heatmap,
     titled with the predicted class and its probability; a file that could not be read is
     a row of the index with its error. Every file is written atomically; after Ctrl-C the
     index lists the files done so far, and the interrupt goes on.
