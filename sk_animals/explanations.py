@@ -340,7 +340,7 @@ def _auto(found):
 def stages(model, size=None):
     """The stages of a fitted model's network: the last layer at each resolution.
 
-    The layers :func:`explain` may combine, found from each network's own description:
+    The layers :func:`~sk_animals.explain` may combine, found from each network's own description:
     the outputs of a timm model's ``feature_info``; the feature blocks of a torchvision
     model (those ``freeze`` counts); the ``blocks`` of the scratch networks. Of these, the
     last at each resolution (found by one pass of a blank image) is its stage; layers
@@ -349,7 +349,7 @@ def stages(model, size=None):
     Parameters
     ----------
     model : fitted Pipeline or classifier
-        As :func:`explain` takes it.
+        As :func:`~sk_animals.explain` takes it.
     size : int or (int, int), default=None
         Input height and width; by default the model's (its ImageLoader's, or the
         classifier's ``image_size_``).
@@ -410,7 +410,8 @@ def explain(model, X, target=None, *, method=DEFAULT_METHOD, layers="auto", batc
     the size the network saw the image, each scaled to [0, 1] (1: the most). The maps are
     computed by pytorch-grad-cam's ``method`` on the model's own network and
     normalisation, at full precision and without test-time flips, from the layers
-    ``layers`` names (see :func:`stages`); maps of several layers are averaged.
+    ``layers`` names (see :func:`~sk_animals.explanations.stages`); maps of several layers
+    are averaged.
 
     Parameters
     ----------
@@ -429,16 +430,18 @@ def explain(model, X, target=None, *, method=DEFAULT_METHOD, layers="auto", batc
         The class whose evidence is shown, one for all images or one per image; None: the
         class ``model.predict`` gives each image.
     method : str, default="layercam"
-        A name of :data:`METHODS`: ``"layercam"`` (LayerCAM, Jiang et al. 2021: each
-        position's activations weighted by their own positive gradients), ``"gradcam"``
-        (Grad-CAM, Selvaraju et al. 2017: by each channel's mean gradient), ``"gradcam++"``,
-        ``"hirescam"``, ``"xgradcam"``, or ``"eigencam"`` (the activations' first principal
-        component; the same for every class).
+        A name of :data:`~sk_animals.explanations.METHODS`: ``"layercam"`` (LayerCAM,
+        Jiang et al. 2021: each position's activations weighted by their own positive
+        gradients), ``"gradcam"`` (Grad-CAM, Selvaraju et al. 2017: by each channel's
+        mean gradient), ``"gradcam++"``, ``"hirescam"``, ``"xgradcam"``, or
+        ``"eigencam"`` (the activations' first principal component; the same for every
+        class).
     layers : "auto", "last", int or list of str, default="auto"
-        ``"auto"``: every stage of :func:`stages`, their maps averaged, so that early,
-        fine stages place the evidence that later, coarse ones recognise (the paper's CNN
-        at 64 px ends in 4x4 maps). ``"last"``: the last stage only (classic Grad-CAM).
-        An int ``k``: the last ``k`` stages. Or the dotted names of layers of the network.
+        ``"auto"``: every stage of :func:`~sk_animals.explanations.stages`, their maps
+        averaged, so that early, fine stages place the evidence that later, coarse ones
+        recognise (the paper's CNN at 64 px ends in 4x4 maps). ``"last"``: the last stage
+        only (classic Grad-CAM's layer). An int ``k``: the last ``k`` stages. Or the dotted
+        names of layers of the network.
     batch_size : int, default=32
         Images per forward and backward pass.
 
@@ -456,7 +459,7 @@ def explain(model, X, target=None, *, method=DEFAULT_METHOD, layers="auto", batc
 
     See Also
     --------
-    overlay : A map coloured over its image.
+    sk_animals.explanations.overlay : A map coloured over its image.
     sk_animals.prediction.explain_files : Maps for many files, a batch at a time.
 
     Notes
@@ -524,8 +527,8 @@ def overlay(image, heatmap, *, alpha=0.5, colormap="jet"):
     image : ndarray of shape (height, width, 3)
         uint8, or float in [0, 1].
     heatmap : ndarray of shape (rows, cols)
-        In [0, 1], e.g. one of :func:`explain`'s maps; resized (bilinear) to the image's
-        size when it differs.
+        In [0, 1], e.g. one of :func:`~sk_animals.explain`'s maps; resized (bilinear) to
+        the image's size when it differs.
     alpha : float, default=0.5
         Weight of the coloured map.
     colormap : str, default="jet"

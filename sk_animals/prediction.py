@@ -151,7 +151,7 @@ def explain_files(model, paths, *, batch_size=32, method=DEFAULT_METHOD):
     """Explain every file in ``paths`` a batch at a time: yield one row per file.
 
     Each file's predicted class (as ``predict`` gives it) is explained by
-    :func:`~sk_animals.explanations.explain`. Memory holds two batches of decoded images
+    :func:`~sk_animals.explain`. Memory holds two batches of decoded images
     at most; a file that cannot be read gets a row with its error and does not stop the
     others.
 
@@ -165,7 +165,7 @@ def explain_files(model, paths, *, batch_size=32, method=DEFAULT_METHOD):
     batch_size : int, default=32
         Files decoded and explained together.
     method : str, default="layercam"
-        As in :func:`~sk_animals.explanations.explain`.
+        As in :func:`~sk_animals.explain`.
 
     Yields
     ------
