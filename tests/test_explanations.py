@@ -174,6 +174,8 @@ def test_bad_arguments_fail_in_one_line(images):
         explain(clf, X[:2], method="cam")
     with pytest.raises(ValueError, match="no layer 'blocks.9'"):
         explain(clf, X[:2], layers=["blocks.9"])
+    with pytest.raises(ValueError, match="'head' gives no map"):
+        explain(clf, X[:2], layers="head")
     with pytest.raises(ValueError, match="fitted on 48x48 images but X has 32x32"):
         explain(clf, X[:2, :32, :32])
     with pytest.raises(ValueError, match="got LogisticRegression"):
@@ -200,6 +202,7 @@ def test_a_vision_transformer_shows_its_patches():
     assert stages(model, 224) == [("model.blocks.10", 16)]
     maps = explain(model, X[:2])
     assert maps.shape == (2, 224, 224) and (maps.max(axis=(1, 2)) > 0.99).all()
+    assert explain(model, X[:2], layers=["model.blocks.5"]).shape == (2, 224, 224)
 
 
 # -- the command: an overlay per image and an index page; broken files as rows; Ctrl-C
