@@ -317,7 +317,7 @@ def on_the_shape(model, X, y, boxes, **params):
 
 
 def _paper(X, y, **params):
-    params = {"lr": 0.1, "lr_schedule": "onecycle", "random_flip": True, **params}
+    params = {"lr": 0.03, "lr_schedule": "onecycle", "random_flip": True, **params}
     clf = ScratchCNNClassifier(max_epochs=25, batch_size=32, random_state=0, verbose=0)
     return clf.set_params(**params).fit(X, y)
 
@@ -326,17 +326,20 @@ def _paper(X, y, **params):
 def test_the_papers_cnn_at_64_px_points_at_the_shape(clutter):
     X, y, X_test, y_test, boxes = clutter
     clf = _paper(X, y)
-    assert on_the_shape(clf, X_test, y_test, boxes) >= 0.8  # measured 0.97
-    # its last convolution sees 4x4 cells of 16 px: Grad-CAM there cannot point at the shape
+    assert on_the_shape(clf, X_test, y_test, boxes) >= 0.8  # measured 0.99
+    # its last convolution sees 4x4 cells of 16 px: Grad-CAM there cannot point at the
+    # shape (measured 0.37)
     assert on_the_shape(clf, X_test, y_test, boxes, method="gradcam", layers="last") < 0.5
 
 
 @pytest.mark.slow
 def test_the_residual_cnn_at_64_px_points_at_the_shape(clutter):
     X, y, X_test, y_test, boxes = clutter
-    clf = ScratchCNNClassifier(**{**RECOMMENDED, "width": 16, "max_epochs": 12})
+    clf = ScratchCNNClassifier(**{**RECOMMENDED, "width": 16, "max_epochs": 20})
     clf.set_params(batch_size=32, random_state=0, verbose=0).fit(X, y)
-    assert on_the_shape(clf, X_test, y_test, boxes) >= 0.8
+    assert on_the_shape(clf, X_test, y_test, boxes) >= 0.8  # measured 0.97
+    # its last stage is 2x2 at 64 px (measured 0.08)
+    assert on_the_shape(clf, X_test, y_test, boxes, method="gradcam", layers="last") < 0.5
 
 
 @pytest.mark.slow
@@ -348,7 +351,7 @@ def test_a_control_whose_labels_ignore_the_shape_does_not_reach_it(clutter):
     y, y_test = rng.permutation(y), rng.permutation(y_test)
     clf = _paper(X, y)
     correct = clf.predict(X_test) == y_test
-    assert peak_in_box(explain(clf, X_test[correct]), boxes[correct]).mean() < 0.8
+    assert peak_in_box(explain(clf, X_test[correct]), boxes[correct]).mean() < 0.8  # 0.29
 
 
 @pytest.mark.slow
@@ -368,3 +371,12 @@ def test_imagenet_backbones_at_128_px_point_at_the_shape(family, clutter_128, re
         clf = TransferClassifier(backbone[family], weights=weights)
         model = clf.set_params(**params, random_flip=False, random_state=0, verbose=0).fit(X, y)
     assert on_the_shape(model, X_test, y_test, boxes) >= 0.8
+
+
+def test_explain_command_without_pytorch_grad_cam(saved, tmp_path, monkeypatch, capsys):
+    path, folder = saved
+    monkeypatch.setitem(sys.modules, "pytorch_grad_cam", None)  # as if not installed
+    assert main(["explain", str(path), str(folder), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'sk-animals[explain]'" in err
+    assert not (tmp_path / "out").exists()  # refused before any work
