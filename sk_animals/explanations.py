@@ -512,20 +512,20 @@ def explain(model, X, target=None, *, method=DEFAULT_METHOD, layers="auto", batc
     def compute():
         chosen = _chosen(net, images.shape[1:3], layers)
         modules = dict(net.module.named_modules())
-        cam = getattr(cam_library, METHODS[method])(
-            model=net.module,
-            target_layers=[modules[s.name] for s in chosen],
-            reshape_transform=_ToMaps(chosen),
-        )
         maps = []
-        try:
-            with _prepared(net.module):
+        with _prepared(net.module):  # the CAM sets eval mode: undone with the rest
+            cam = getattr(cam_library, METHODS[method])(
+                model=net.module,
+                target_layers=[modules[s.name] for s in chosen],
+                reshape_transform=_ToMaps(chosen),
+            )
+            try:
                 for i in range(0, len(images), batch_size):
                     x = to_network_input(images[i : i + batch_size], net.mean, net.std, net.device)
                     wanted = [ClassifierOutputTarget(int(k)) for k in targets[i : i + batch_size]]
                     maps.append(cam(x.requires_grad_(True), wanted))
-        finally:
-            cam.activations_and_grads.release()  # its hooks leave the network
+            finally:
+                cam.activations_and_grads.release()  # its hooks leave the network
         return np.concatenate(maps)
 
     return np.clip(_on_device(net, compute), 0, 1).astype(np.float32)

@@ -139,6 +139,9 @@ def test_every_family_gives_maps_and_overlays(family, images):
     picture = overlay(X[0], maps[0])
     assert picture.shape == X[0].shape and np.isfinite(picture).all()
     assert picture.min() >= 0 and picture.max() <= 1
+    modes = [m.training for m in network.train().modules()]  # in training mode, as in fit
+    explain(model, X[:1], target=y[0])  # (predict, for the predicted class, sets eval mode)
+    assert [m.training for m in network.modules()] == modes
 
 
 def test_overlay_is_the_image_size_whatever_the_map():
