@@ -371,8 +371,9 @@ def test_imagenet_backbones_at_128_px_point_at_the_shape(family, clutter_128, re
             weights = str(request.getfixturevalue("shared") / "weights" / SQUEEZENET)
         backbone = {"timm": "timm/tf_efficientnet_lite0", "torchvision": "squeezenet1_1"}
         params = {**TRANSFER, "max_epochs": 2, "batch_size": 32, "tta": False}
-        clf = TransferClassifier(backbone[family], weights=weights)
-        model = clf.set_params(**params, random_flip=False, random_state=0, verbose=0).fit(X, y)
+        params.update(random_flip=False, random_state=0, verbose=0)
+        model = TransferClassifier(backbone[family], weights=weights).set_params(**params)
+        model.fit(X, y)
     assert on_the_shape(model, X_test, y_test, boxes) >= 0.8
 
 
