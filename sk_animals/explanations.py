@@ -13,6 +13,7 @@ them: the command line's ``--help`` reads :data:`METHODS` from here.
 """
 
 import importlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 __all__ = [
@@ -158,7 +159,7 @@ def _candidates(module):
 
 @dataclass(frozen=True)
 class _Stage:
-    """A layer whose output is a map: the last at its resolution."""
+    """A layer whose output is a map (a stage: the last candidate at its resolution)."""
 
     name: str  #: dotted name in the network
     stride: int  #: input rows over map rows
@@ -186,14 +187,12 @@ def _maps(net, size, channels):
 
     hooks = [modules[name].register_forward_hook(record(name)) for name in channels]
     device = next(net.module.parameters()).device
-    training = net.module.training
     try:
-        with torch.no_grad():
-            net.module.eval()(torch.zeros(1, 3, *size, device=device))
+        with torch.no_grad(), _prepared(net.module):
+            net.module(torch.zeros(1, 3, *size, device=device))
     finally:
         for hook in hooks:
             hook.remove()
-        net.module.train(training)
     found = []
     for name, chs in channels.items():
         layout = _layout(shapes.get(name, ()), size, chs)
@@ -266,31 +265,27 @@ class _ToMaps:
         return x.reshape(x.shape[0], rows, cols, x.shape[2]).permute(0, 3, 1, 2)
 
 
+@contextmanager
 def _prepared(module):
-    """A context: eval mode, parameters without gradients, in-place activations off; all
-    restored on exit. (An in-place activation would change a layer's saved output.)"""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def prepared():
-        training = module.training
-        grads = [(p, p.requires_grad) for p in module.parameters()]
-        inplace = [m for m in module.modules() if getattr(m, "inplace", None) is True]
-        try:
-            module.eval()
-            for p, _ in grads:
-                p.requires_grad_(False)
-            for m in inplace:
-                m.inplace = False
-            yield
-        finally:
-            for m in inplace:
-                m.inplace = True
-            for p, flag in grads:
-                p.requires_grad_(flag)
-            module.train(training)
-
-    return prepared()
+    """Eval mode, parameters without gradients, in-place activations off; each restored
+    on exit. (An in-place activation would change a layer's saved output.)"""
+    modes = [(m, m.training) for m in module.modules()]
+    grads = [(p, p.requires_grad) for p in module.parameters()]
+    inplace = [m for m in module.modules() if getattr(m, "inplace", None) is True]
+    try:
+        module.eval()
+        for p, _ in grads:
+            p.requires_grad_(False)
+        for m in inplace:
+            m.inplace = False
+        yield
+    finally:
+        for m in inplace:
+            m.inplace = True
+        for p, flag in grads:
+            p.requires_grad_(flag)
+        for m, mode in modes:
+            m.training = mode
 
 
 def _target_indices(net, target, images):
