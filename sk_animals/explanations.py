@@ -14,6 +14,7 @@ them: the command line's ``--help`` reads :data:`METHODS` from here.
 """
 
 import importlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 __all__ = [
@@ -53,7 +54,7 @@ class _Network:
     """What a fitted model's maps are computed from."""
 
     module: object  #: torch module: a normalised NCHW batch to logits
-    prefix: str  #: what the names of :func:`stages` lack of the names in ``module``
+    prefix: str  #: what the names of ``stages()`` lack of the names in ``module``
     candidates: list  #: (name in ``module``, channels or None): the layers a map may come from
     mean: object
     std: object
@@ -112,7 +113,8 @@ def _probe_network(features, probe, check, predict_proba):
     # centred logits: the same probabilities, and a binary probe's first class, whose row of
     # coef_ is zero, gets the opposite of the second class's evidence instead of none
     coef, intercept = np.asarray(probe.coef_), np.asarray(probe.intercept_)
-    head = nn.Linear(coef.shape[1], coef.shape[0])
+    with torch.random.fork_rng(devices=[]):  # its initial weights are replaced: the
+        head = nn.Linear(coef.shape[1], coef.shape[0])  # global RNG is left as it was
     with torch.no_grad():
         head.weight.copy_(torch.as_tensor(coef - coef.mean(0), dtype=torch.float32))
         head.bias.copy_(torch.as_tensor(intercept - intercept.mean(), dtype=torch.float32))
@@ -158,7 +160,7 @@ def _candidates(module):
 
 @dataclass(frozen=True)
 class _Stage:
-    """A layer whose output is a map: the last at its resolution."""
+    """A layer whose output is a map (a stage: the last candidate at its resolution)."""
 
     name: str  #: dotted name in the network
     stride: int  #: input rows over map rows
@@ -167,44 +169,47 @@ class _Stage:
     grid: tuple  #: (rows, columns) of its map
 
 
-def _stages(net, size):
-    """The :class:`_Stage` of each resolution among ``net``'s candidates, input to output.
+def _maps(net, size, channels):
+    """The :class:`_Stage` of each layer named in ``channels`` (name to channels or None)
+    whose output is a map, in their order.
 
-    One forward pass of a blank image records each candidate's output shape.
+    One forward pass of a blank image records each layer's output shape.
     """
     import torch
 
-    channels = dict(net.candidates)
     modules = dict(net.module.named_modules())
     shapes = {}
 
     def record(name):
         def hook(module, args, out):
-            shapes.setdefault(name, tuple(out.shape))
+            shapes.setdefault(name, tuple(getattr(out, "shape", ())))
 
         return hook
 
     hooks = [modules[name].register_forward_hook(record(name)) for name in channels]
     device = next(net.module.parameters()).device
-    training = net.module.training
     try:
-        with torch.no_grad():
-            net.module.eval()(torch.zeros(1, 3, *size, device=device))
+        with torch.no_grad(), _prepared(net.module):
+            net.module(torch.zeros(1, 3, *size, device=device))
     finally:
         for hook in hooks:
             hook.remove()
-        net.module.train(training)
+    found = []
+    for name, chs in channels.items():
+        layout = _layout(shapes.get(name, ()), size, chs)
+        grid = _grid(shapes[name], layout, size) if layout else (1, 1)
+        if grid[0] * grid[1] >= 2:  # else pooled (no map left), or no map at all
+            found.append(_Stage(name, round(size[0] / grid[0]), layout, shapes[name][1:], grid))
+    return found
+
+
+def _stages(net, size):
+    """The :class:`_Stage` of each resolution among ``net``'s candidates, input to output:
+    the last candidate at that resolution."""
     found, same = [], []  # same: the candidates at the last stage's resolution
-    for name in channels:
-        layout = _layout(shapes.get(name, ()), size, channels[name])
-        if layout is None:
-            continue
-        grid = _grid(shapes[name], layout, size)
-        if grid[0] * grid[1] < 2:  # pooled: no map left
-            continue
-        stage = _Stage(name, round(size[0] / grid[0]), layout, shapes[name][1:], grid)
+    for stage in _maps(net, size, dict(net.candidates)):
         same = [*same, stage] if found and found[-1].stride == stage.stride else [stage]
-        found[len(found) - (len(same) > 1) :] = [same[-1]]
+        found[len(found) - (len(same) > 1) :] = [stage]
     if found and found[-1].layout == "tokens" and len(same) > 1:
         # a vision transformer's last block passes its patch tokens on to the class token
         # only through its attention: the patch tokens of its output reach no class
@@ -261,31 +266,27 @@ class _ToMaps:
         return x.reshape(x.shape[0], rows, cols, x.shape[2]).permute(0, 3, 1, 2)
 
 
+@contextmanager
 def _prepared(module):
-    """A context: eval mode, parameters without gradients, in-place activations off; all
-    restored on exit. (An in-place activation would change a layer's saved output.)"""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def prepared():
-        training = module.training
-        grads = [(p, p.requires_grad) for p in module.parameters()]
-        inplace = [m for m in module.modules() if getattr(m, "inplace", None) is True]
-        try:
-            module.eval()
-            for p, _ in grads:
-                p.requires_grad_(False)
-            for m in inplace:
-                m.inplace = False
-            yield
-        finally:
-            for m in inplace:
-                m.inplace = True
-            for p, flag in grads:
-                p.requires_grad_(flag)
-            module.train(training)
-
-    return prepared()
+    """Eval mode, parameters without gradients, in-place activations off; each restored
+    on exit. (An in-place activation would change a layer's saved output.)"""
+    modes = [(m, m.training) for m in module.modules()]
+    grads = [(p, p.requires_grad) for p in module.parameters()]
+    inplace = [m for m in module.modules() if getattr(m, "inplace", None) is True]
+    try:
+        module.eval()
+        for p, _ in grads:
+            p.requires_grad_(False)
+        for m in inplace:
+            m.inplace = False
+        yield
+    finally:
+        for m in inplace:
+            m.inplace = True
+        for p, flag in grads:
+            p.requires_grad_(flag)
+        for m, mode in modes:
+            m.training = mode
 
 
 def _target_indices(net, target, images):
@@ -311,31 +312,37 @@ def _target_indices(net, target, images):
     return np.array([index[t] for t in labels.tolist()])
 
 
-def _chosen(net, found, layers):
-    """The stages that ``layers`` asks for."""
-    if isinstance(layers, str) and layers in ("auto", "last"):
-        return found[-1:] if layers == "last" else _auto(found)
+def _named(net, layers):
+    """The full names of the layers ``layers`` names, or None for a choice of stages."""
     if isinstance(layers, int) and not isinstance(layers, bool):
         if layers < 1:
             raise ValueError(f"layers={layers}: give at least 1 (the last stage)")
-        return found[-layers:]
+        return None
+    if layers in ("auto", "last"):
+        return None
     names = [layers] if isinstance(layers, str) else list(layers)
     modules = dict(net.module.named_modules())
-    by_name = {s.name: s for s in found}
-    chosen = []
     for name in names:
-        full = net.prefix + str(name)
-        if not name or full not in modules:
+        if not name or net.prefix + str(name) not in modules:
             raise ValueError(
                 f"layers: the network has no layer {name!r}; stages() lists its stages"
             )
-        chosen.append(by_name.get(full) or _Stage(full, 0, "nchw", (), ()))
+    return [net.prefix + str(name) for name in names]
+
+
+def _chosen(net, size, layers):
+    """The stages, or named layers, that ``layers`` asks for."""
+    names = _named(net, layers)
+    if names is None:
+        found = _stages(net, size)
+        if layers == "auto":
+            return found
+        return found[-1:] if layers == "last" else found[-layers:]
+    chosen = _maps(net, size, dict.fromkeys(names))
+    if len(chosen) < len(names):
+        missing = sorted(set(names) - {s.name for s in chosen})[0][len(net.prefix) :]
+        raise ValueError(f"layers: {missing!r} gives no map (its output is not a grid)")
     return chosen
-
-
-def _auto(found):
-    """The default stages: all of them (see ``tests/test_explanations.py``)."""
-    return found
 
 
 def stages(model, size=None):
@@ -493,28 +500,28 @@ def explain(model, X, target=None, *, method=DEFAULT_METHOD, layers="auto", batc
         raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
     loader, rest = split_loader(model)
     net = _network(rest)
+    _named(net, layers)  # a layer the network lacks, before the images are decoded
     images = net.check(loader.transform(X) if loader is not None else X)
     targets = _target_indices(net, target, images)
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     def compute():
-        found = _stages(net, images.shape[1:3])
-        chosen = _chosen(net, found, layers)
+        chosen = _chosen(net, images.shape[1:3], layers)
         modules = dict(net.module.named_modules())
-        cam = getattr(cam_library, METHODS[method])(
-            model=net.module,
-            target_layers=[modules[s.name] for s in chosen],
-            reshape_transform=_ToMaps(chosen),
-        )
         maps = []
-        try:
-            with _prepared(net.module):
+        with _prepared(net.module):  # the CAM sets eval mode: undone with the rest
+            cam = getattr(cam_library, METHODS[method])(
+                model=net.module,
+                target_layers=[modules[s.name] for s in chosen],
+                reshape_transform=_ToMaps(chosen),
+            )
+            try:
                 for i in range(0, len(images), batch_size):
                     x = to_network_input(images[i : i + batch_size], net.mean, net.std, net.device)
                     wanted = [ClassifierOutputTarget(int(k)) for k in targets[i : i + batch_size]]
                     maps.append(cam(x.requires_grad_(True), wanted))
-        finally:
-            cam.activations_and_grads.release()  # its hooks leave the network
+            finally:
+                cam.activations_and_grads.release()  # its hooks leave the network
         return np.concatenate(maps)
 
     return np.clip(_on_device(net, compute), 0, 1).astype(np.float32)
@@ -561,9 +568,9 @@ def overlay(image, heatmap, *, alpha=0.5, colormap="jet"):
 
 
 def overlay_png(image, heatmap, title):
-    """PNG bytes of a figure: ``image`` beside
-    :func:`~sk_animals.explanations.overlay` of its ``heatmap``, and ``title`` above them
-    (shown as text: no mathtext, control characters escaped)."""
+    """PNG bytes of a figure: ``image`` beside its ``heatmap`` coloured over it
+    (:func:`~sk_animals.explanations.overlay`), and ``title`` above them (as text: no
+    mathtext, control characters escaped)."""
     import io
 
     from matplotlib.figure import Figure  # no pyplot, no backend switch
@@ -630,10 +637,10 @@ def write_explanations(rows, classes, out, *, total=None):
     ``index.html`` that lists them, into the folder ``out``.
 
     Each PNG (:func:`~sk_animals.explanations.overlay_png`) shows the image the network saw
-    beside its heatmap,
-    titled with the predicted class and its probability; a file that could not be read is
-    a row of the index with its error. Every file is written atomically; after Ctrl-C the
-    index lists the files done so far, and the interrupt goes on.
+    beside its heatmap, titled with the predicted class and its probability; a file that
+    could not be read is a row of the index with its error. Every file is written
+    atomically; after Ctrl-C the index lists the files done so far, and the interrupt goes
+    on.
 
     Parameters
     ----------
