@@ -408,6 +408,11 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
         the images themselves here (a frozen body's features in transfer, see ``infer``)."""
         return X
 
+    def _validation_inputs(self, X):
+        """What a given validation set (``train_split=(X_valid, y_valid)``) is scored from,
+        after ``_training_inputs`` ran on the training images: the images here."""
+        return X
+
     def _inference_inputs(self, X):
         """What the network predicts from, given the checked images ``X``: the images here."""
         return X
@@ -463,6 +468,7 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
             return dataset, None
         if isinstance(split, tuple):
             X_valid, y_valid = self._check_Xy(*split)
+            X_valid = self._validation_inputs(X_valid)
             return dataset, self.get_dataset(X_valid, self._encode(y_valid))
         if isinstance(split, Real):
             split = ValidSplit(float(split), stratified=True, random_state=self._seed())

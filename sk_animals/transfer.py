@@ -346,12 +346,18 @@ class TransferClassifier(ImageClassifier):
         mirrors = self.random_flip or (self.tta and self.train_split is not None)
         return self._head_inputs(X, views=2 if mirrors else 1)
 
+    def _validation_inputs(self, X):
+        """A head that trains on a frozen body's features is validated on the features of
+        the validation images (and of their mirrors with ``tta``), computed once per fit
+        instead of once per validation pass."""
+        if getattr(self, "_feature_dropout_", None) is None:
+            return X
+        return self._head_inputs(X, views=2 if self.tta else 1)
+
     def _inference_inputs(self, X):
         """Within :func:`~sk_animals.evaluation.compare`, a head trained on a frozen body's
         features predicts from the body's features of ``X`` that the run already has."""
-        if active() is None or getattr(self, "_feature_dropout_", None) is None:
-            return X
-        return self._head_inputs(X, views=2 if self.tta else 1)
+        return X if active() is None else self._validation_inputs(X)
 
     def infer(self, x, **fit_params):
         """As the base's ``infer`` for images; for features ``(n, views, n_features)`` from

@@ -12,6 +12,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from sk_animals._backbones import weights_normalization as normalization
+from sk_animals._networks import TransferNet
 from sk_animals.preprocessing import ImageLoader
 from sk_animals.transfer import (
     BACKBONES,
@@ -285,8 +286,6 @@ def test_a_new_head_gives_logits_of_either_sign():
     """SqueezeNet's ReLU after its class scores would clip a new head's logits at 0."""
     from torch import nn
 
-    from sk_animals._networks import TransferNet
-
     torch.manual_seed(0)
     net = TransferNet(6, "squeezenet1_1", weights=None).eval()
     with torch.no_grad():
@@ -328,6 +327,42 @@ def test_a_frozen_body_computed_once_trains_as_the_whole_network(shapes, backbon
         for (name, p), q in pairs:
             assert p.requires_grad == name.startswith(once.module_.head_prefix)
             torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4)
+
+
+def test_a_given_validation_set_is_scored_from_features_computed_once(shapes):
+    """compare's final fit watches a given validation set every half epoch: its images go
+    through the frozen body once per fit, whatever the number of epochs, and the scores
+    equal the whole network's."""
+    X, y = shapes
+    params = dict(
+        weights=None, freeze="body", init_head="probe", tta=True, lr=0.05, batch_size=16,
+        train_split=(X[48:64], y[48:64]), validation_frequency=1, verbose=0, random_state=0,
+    )  # fmt: skip
+    images = []  # images through the whole network, per fit
+
+    def count(module, args, output):
+        if isinstance(module, TransferNet):
+            images[-1] += len(args[0])
+
+    handle = torch.nn.modules.module.register_module_forward_hook(count)
+    try:
+        for epochs in (1, 3):
+            images.append(0)
+            once = TransferClassifier("resnet18", max_epochs=epochs, **params)
+            once.fit(X[:48], y[:48])
+        images.append(0)
+        whole = TransferClassifier("resnet18", max_epochs=3, **params)
+        whole._body_once = False
+        whole.fit(X[:48], y[:48])
+    finally:
+        handle.remove()
+    assert images[0] == images[1] < images[2]
+    trained = [b for e in once.history for b in e["batches"] if "train_loss" in b]
+    assert len(trained) == 9 and all("valid_loss" in b for b in trained)  # every iteration
+    for key in ("valid_loss", "valid_acc"):
+        np.testing.assert_allclose(once.history[:, key], whole.history[:, key], atol=1e-5)
+        got, want = (n.history[:, "batches", :, key] for n in (once, whole))
+        np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def test_a_body_computed_once_is_not_used_with_translations(shapes):
