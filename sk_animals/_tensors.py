@@ -20,6 +20,7 @@ __all__ = [
     "check_module_state",
     "denormals_flushed",
     "flush_denormals",
+    "inference_order",
     "MappedPages",
     "random_flips",
     "resolve_device",
@@ -132,9 +133,39 @@ def channel_stats(X, chunk=64, max_images=2048):
     return mean, np.maximum(std, 1e-3)
 
 
-def to_network_input(x, mean, std, device):
+@contextmanager
+def inference_order(module, device):
+    """Run the frozen ``module`` channels-last inside the block when ``device`` is a CPU.
+
+    For a backbone's features computed without gradients (the probe's, the label audit's,
+    a frozen body's), oneDNN's CPU convolutions are faster channels-last: 1.40x for
+    EfficientNet-Lite0 and 1.54x for squeezenet1_1 at 224 px (``bench_layout.py``),
+    while training is not (Lite0 0.89x). The weights are laid out channels-last for the
+    block and put back in their order after it (the same parameter objects, so an
+    optimizer holding them is unaffected). Yields whether the batches should be
+    channels-last too (``to_network_input(..., channels_last=...)``): a network and its
+    input in different orders is the mix oneDNN crashed on.
+    """
+    weight = next((p for p in module.parameters() if p.ndim == 4), None)
+    if weight is None or torch.device(device).type != "cpu":
+        yield False
+        return
+    before = (
+        torch.channels_last
+        if weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+        else torch.contiguous_format
+    )
+    module.to(memory_format=torch.channels_last)
+    try:
+        yield True
+    finally:
+        module.to(memory_format=before)
+
+
+def to_network_input(x, mean, std, device, channels_last=False):
     """A uint8 (or [0, 1] float) NHWC batch to a normalised float NCHW tensor on ``device``,
-    contiguous in NCHW order (``infer`` lays it out channels-last for such a network).
+    contiguous in NCHW order, or in channels-last order with ``channels_last``
+    (``infer`` lays out the batches of a channels-last network after augmenting them).
 
     The batch travels to the device as uint8 (a quarter of float32's bytes), without
     waiting, and is converted there. ``mean`` and ``std`` are per-channel, in [0, 1]
@@ -145,7 +176,8 @@ def to_network_input(x, mean, std, device):
     # the one float copy, laid out as NCHW: the permuted view is channels-last in memory,
     # which a network in NCHW layout got as is, and oneDNN's convolution backward on the
     # CPU crashed on that mix (SIGSEGV/SIGABRT with timm's repvgg_a1, 4 runs in 7)
-    x = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
+    order = torch.channels_last if channels_last else torch.contiguous_format
+    x = x.to(torch.float32, memory_format=order, copy=True)
     mean, std = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in (mean, std))
     return x.sub_(mean.view(1, 3, 1, 1) * scale).div_(std.view(1, 3, 1, 1) * scale)
 

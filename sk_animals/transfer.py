@@ -38,6 +38,7 @@ from ._tensors import (
     check_module_state,
     flush_denormals,
     inference_batch_size,
+    inference_order,
     load_module_state,
     random_flips,
     resolve_device,
@@ -306,10 +307,11 @@ class TransferClassifier(ImageClassifier):
         self.module_.eval()
         try:  # one pass, eager even with compile=True: compiling it would cost more
             step = inference_batch_size("auto", self.device)
-            with eager(self.module_):
+            with eager(self.module_), inference_order(self.module_, self.device) as order:
                 for i in range(0, len(X), step):
                     x = X[i : i + step]
-                    x = to_network_input(x, *self._on_device(self.device), self.device)
+                    stats = self._on_device(self.device)
+                    x = to_network_input(x, *stats, self.device, channels_last=order)
                     for view in (x, x.flip(3))[:views]:  # each view a batch of its own
                         with self._autocast(x.device.type):
                             self.module_(view)
@@ -579,10 +581,13 @@ def _extract(backbone, weights, X, module, mean, std, batch_size, device):
     """Features of ``X`` in batches; ``backbone``, ``weights`` and ``X`` key the cache."""
     module.to(device)
     try:
-        out = [
-            module(to_network_input(X[i : i + batch_size], mean, std, device)).flatten(1).cpu()
-            for i in range(0, len(X), batch_size)
-        ]
+        with inference_order(module, device) as order:
+            out = [
+                module(to_network_input(X[i : i + batch_size], mean, std, device, order))
+                .flatten(1)
+                .cpu()
+                for i in range(0, len(X), batch_size)
+            ]
     finally:
         module.to("cpu")
     return torch.cat(out).numpy()
