@@ -254,6 +254,14 @@ def build_parser():
         help="leave the likely mislabelled images out of training (needs the probe "
         "approach; flagged test images stay in the test set and are counted)",
     )
+    c.add_argument(
+        "--no-overlays",
+        dest="overlays",
+        action="store_false",
+        help="leave the class-activation maps out of the report (by default, when "
+        "pytorch-grad-cam is installed, each approach's most confident test mistakes and a "
+        "few correct predictions are shown beside where its network found the evidence)",
+    )
     verbosity = c.add_mutually_exclusive_group()
     verbosity.add_argument(
         "-v", "--verbose", action="store_true", help="print every epoch, with a progress bar"

@@ -5,6 +5,7 @@ validation and test scores with their intervals, per-class rates and calibration
 """
 
 import sys
+import warnings
 
 import numpy as np
 from joblib import effective_n_jobs
@@ -15,8 +16,9 @@ from sklearn.pipeline import Pipeline
 
 from ._base import ImageClassifier
 from ._featurecache import costed
-from .preprocessing import ImageLoader
-from .results import ApproachResult, LabelAudit
+from .preprocessing import ImageLoader, split_loader
+from .report import OVERLAY_CORRECT, OVERLAY_MISTAKES, _most_confident
+from .results import ApproachResult, LabelAudit, Overlays
 from .stats import accuracy_interval
 
 __all__ = ["per_class_rates", "training_curves"]
@@ -227,6 +229,42 @@ def _test_scores(pipeline, test, n_bins=10):
             "ece": float(ece),
         },
     }
+
+
+def _test_overlays(name, pipeline, test, scores, say):
+    """The :class:`~sk_animals.results.Overlays` of the test images the report shows, or
+    None when there are none; a model that cannot be explained warns and gives None (its
+    scores stand).
+
+    The maps are of the evidence for each image's reported prediction (its ``target``),
+    so nothing is predicted again.
+    """
+    from .explanations import DEFAULT_METHOD, explain
+
+    true, predicted = test.target.tolist(), scores["test_predicted"]
+    confidence = scores["test_confidence"]
+    shown = [
+        *_most_confident(true, predicted, confidence, OVERLAY_MISTAKES),
+        *_most_confident(true, predicted, confidence, OVERLAY_CORRECT, correct=True),
+    ]
+    if not shown:
+        return None
+    loader, _ = split_loader(pipeline)
+    say(f"class-activation maps of {len(shown)} test images for the report")
+    try:
+        with costed() as cost:
+            maps = explain(pipeline, test.data[shown], target=[predicted[i] for i in shown])
+    except Exception as exc:  # the maps are for the reader; the scores stand without them
+        warnings.warn(
+            f"{name}: no class-activation maps in the report ({type(exc).__name__}: {exc})",
+            UserWarning,
+            stacklevel=2,
+        )
+        return None
+    view = {k: getattr(loader, k) for k in ("resize", "crop_pct", "interpolation")}
+    return Overlays.from_heatmaps(
+        maps, indices=shown, method=DEFAULT_METHOD, view=view, seconds=cost.seconds
+    )
 
 
 def _label_audit(approach, paths, labels, test, *, used, cv, random_state, say):

@@ -110,6 +110,7 @@ _OPTIONS = {
     "dedupe": "--dedupe",
     "label_issues": "--no-label-issues",
     "drop_label_issues": "--drop-label-issues",
+    "overlays": "--no-overlays",
     "approaches": "--approaches",
 }
 
@@ -261,6 +262,7 @@ def _compare_in(args, out):
             dedupe=args.dedupe,
             label_issues="auto" if args.label_issues else False,
             drop_label_issues=args.drop_label_issues,
+            overlays="auto" if args.overlays else False,
             random_state=args.seed,
             n_jobs=args.n_jobs,
             on_approach=save,

@@ -28,6 +28,7 @@ from ._scoring import (
     _label_audit,
     _record,
     _shown,
+    _test_overlays,
     _test_scores,
     per_class_rates,
     training_curves,
@@ -192,7 +193,7 @@ def _load_final(value, store, name):
     return ApproachResult.from_dict(value), store.load_model(name)
 
 
-def _run(approach, paths, labels, *, test, cv, validation_fraction, store, **run):
+def _run(approach, paths, labels, *, test, cv, validation_fraction, overlays, store, **run):
     """Cross-validate one approach, fit it watching the validation set, score the test set.
 
     The folds and the final fit (its record and fitted pipeline) are units of the run's
@@ -212,6 +213,7 @@ def _run(approach, paths, labels, *, test, cv, validation_fraction, store, **run
             test=test,
             cv=cv,
             validation_fraction=validation_fraction,
+            overlays=overlays,
             store=store,
             **run,
         )
@@ -220,8 +222,8 @@ def _run(approach, paths, labels, *, test, cv, validation_fraction, store, **run
 
 
 def _fit_and_score(
-    approach, paths, labels, *, test, cv, validation_fraction, random_state, say, verbose,
-    n_jobs, store,
+    approach, paths, labels, *, test, cv, validation_fraction, overlays, random_state, say,
+    verbose, n_jobs, store,
 ):  # fmt: skip
     """The unit of work behind :func:`_run`: its record and fitted pipeline."""
     data = _split(
@@ -260,6 +262,10 @@ def _fit_and_score(
     if test is not None:
         say(f"scoring the {len(test.data)} common test images")
         test_scores = _test_scores(pipeline, test)
+        if overlays:
+            test_scores["test_overlays"] = _test_overlays(
+                approach.name, pipeline, test, test_scores, say
+            )
     record = _record(
         approach,
         data,
@@ -316,6 +322,25 @@ def _check_arguments(approaches, *, cv, label_issues, drop_label_issues, test_si
     return probe
 
 
+def _check_overlays(overlays, test_size):
+    """Whether the run computes the report's class-activation maps; refuses, before any
+    work, ``overlays=True`` that cannot be done."""
+    from .explanations import _cam_installed, _cam_library
+
+    if overlays not in ("auto", True, False):
+        raise BadInputError(
+            f"overlays must be 'auto', True or False, got {overlays!r}", "overlays"
+        )
+    if overlays is True and not test_size:
+        raise BadInputError(
+            "overlays are drawn on the common test set's mistakes: give test_size > 0",
+            "overlays",
+        )
+    if overlays is True:
+        _cam_library()  # an ImportError that says what to install
+    return bool(overlays and test_size and _cam_installed())
+
+
 def compare(
     data,
     approaches=None,
@@ -329,6 +354,7 @@ def compare(
     dedupe=False,
     label_issues="auto",
     drop_label_issues=False,
+    overlays="auto",
     random_state=0,
     n_jobs=None,
     on_approach=None,
@@ -394,6 +420,18 @@ def compare(
         and budgets. The approaches then draw only from the audited images, so a class
         loses its flagged images rather than replacing them with ones nobody audited. The
         flagged test images stay: the result says how many there are.
+    overlays : {"auto", True, False}, default="auto"
+        Keep class-activation maps for the report: for each approach's most confident
+        mistakes on the common test set (up to 8) and, for contrast, its most confident
+        correct predictions (up to 4), where its network found the evidence for the class
+        it predicted (:func:`~sk_animals.explain`'s defaults), computed while the fitted
+        model is at hand and stored small in the record
+        (:class:`~sk_animals.results.Overlays`); the report draws them beside the plain
+        thumbnails. A few seconds a run (see the "Explain" guide). ``"auto"`` computes them
+        when pytorch-grad-cam is installed (``pip install 'sk-animals[explain]'``); True
+        requires it (an ``ImportError`` before any work otherwise). A model that
+        :func:`~sk_animals.explain` cannot explain warns and has none. Needs the common
+        test set.
     random_state : int, default=0
         Seeds the test split, sampling, splitting and folds.
     n_jobs : int, default=None
@@ -434,11 +472,14 @@ def compare(
         ``ValueError``, checked before the audit and any training).
     BadInputError
         A ``ValueError`` found before any loading: ``cv=1``, ``label_issues=True`` or
-        ``drop_label_issues`` without an approach on frozen features, ``budgets`` without
-        a test set, ``target_accuracy`` out of (0, 1) or without ``budgets``, labels in
-        ``data["target"]`` that mix strings and numbers; or a folder with no images.
+        ``drop_label_issues`` without an approach on frozen features, ``budgets`` or
+        ``overlays=True`` without a test set, ``target_accuracy`` out of (0, 1) or without
+        ``budgets``, labels in ``data["target"]`` that mix strings and numbers; or a folder
+        with no images.
     ResumeError, RunInProgressError
         ``checkpoint_dir`` holds a run with other arguments, or another process is using it.
+    ImportError
+        ``overlays=True`` without pytorch-grad-cam.
     """
     if approaches is None:
         approaches = recommended_protocol(random_state=random_state)
@@ -452,6 +493,7 @@ def compare(
         dedupe=dedupe,
         label_issues=label_issues,
         drop_label_issues=drop_label_issues,
+        overlays=_check_overlays(overlays, test_size),
         random_state=random_state,
     )
     probe = _check_arguments(approaches, **{k: options[k] for k in _CHECKED})
@@ -481,8 +523,8 @@ _CHECKED = ("cv", "label_issues", "drop_label_issues", "test_size", "budgets", "
 
 def _compare(
     data, approaches, *, probe, store, test_size, cv, validation_fraction, budgets,
-    target_accuracy, audit, dedupe, label_issues, drop_label_issues, random_state, n_jobs,
-    on_approach, verbose,
+    target_accuracy, audit, dedupe, label_issues, drop_label_issues, overlays, random_state,
+    n_jobs, on_approach, verbose,
 ):  # fmt: skip
     """:func:`compare` once its arguments are checked and its folder held."""
     from .audit import _audit_fingerprinted, audit_images
@@ -552,6 +594,7 @@ def _compare(
             test=test,
             cv=cv,
             validation_fraction=validation_fraction,
+            overlays=overlays,
             **run,
         )
         if budgets:

@@ -14,6 +14,7 @@ them: the command line's ``--help`` reads :data:`METHODS` from here.
 """
 
 import importlib
+import importlib.util
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -39,6 +40,14 @@ METHODS = {
 #: :func:`explain`'s method, chosen by the localisation tests of ``tests/test_explanations.py``.
 DEFAULT_METHOD = "layercam"
 _INSTALL = "pip install 'sk-animals[explain]'"
+
+
+def _cam_installed():
+    """Whether pytorch-grad-cam can be imported, found without importing it."""
+    try:
+        return importlib.util.find_spec("pytorch_grad_cam") is not None
+    except ValueError:  # None in sys.modules: importing it fails
+        return False
 
 
 def _cam_library():

@@ -2,7 +2,8 @@
 
 The paper's figures: iteration vs accuracy and loss (Figs. 8-9), predicted validation
 images (Figs. 10-11), confusion matrices in counts and row-normalised (Figs. 12-13); and
-beyond it: the data-budget curve, the most confident mistakes on the common test set, a
+beyond it: the data-budget curve, the most confident mistakes on the common test set (beside
+where the network found its evidence, when the result holds class-activation maps), a
 reliability diagram per approach and the images most likely mislabelled. ``report.html``
 is one self-contained file (figures inline); ``report.md`` links the same figures as PNG
 files. Nothing here computes a metric.
@@ -22,6 +23,7 @@ from sklearn.metrics import ConfusionMatrixDisplay
 
 from ._files import write_bytes, write_text
 from ._text import markdown_text, readable_text
+from .explanations import overlay
 from .preprocessing import ImageLoader
 
 #: The files :func:`write_report` writes: these, and per approach ``<name>_<figure>.png``
@@ -35,6 +37,12 @@ REPORT_PATTERNS = (*REPORT_FILES, *(f"*_{figure}.png" for figure in FIGURES))
 #: Beside each model ``<approach>.skmodel`` that ``ComparisonResult.save`` writes, its model
 #: card ``<approach>.md`` (:mod:`sk_animals.cards`).
 CARD_SUFFIX = ".md"
+#: The test images whose class-activation maps ``compare`` keeps for the report: each
+#: approach's most confident mistakes, and for contrast its most confident correct
+#: predictions, at most this many of each.
+OVERLAY_MISTAKES, OVERLAY_CORRECT = 8, 4
+#: Pixels of a thumbnail's side.
+_THUMBNAIL = 96
 
 __all__ = [
     "html_table",
@@ -44,6 +52,7 @@ __all__ = [
     "plot_curves",
     "plot_label_issues",
     "plot_mistakes",
+    "plot_overlays",
     "plot_predictions",
     "plot_reliability",
     "write_report",
@@ -86,7 +95,8 @@ def plot_confusion(record, classes):
 
 
 def _image_grid(files, titles, colours, suptitle):
-    images = ImageLoader(96, resize="pad").transform(files)
+    """Thumbnails of ``files`` (or of uint8 images at the thumbnails' size) titled, 4 a row."""
+    images = ImageLoader(_THUMBNAIL, resize="pad").transform(files)
     cols = 4
     rows = max(1, int(np.ceil(len(files) / cols)))
     fig = Figure(figsize=(2.4 * cols, 2.6 * rows), layout="constrained")
@@ -115,12 +125,17 @@ def plot_predictions(record, n=16, random_state=0):
     )
 
 
-def plot_mistakes(record, test_files, test_true, n=8):
+def _most_confident(true, predicted, confidence, n, *, correct=False):
+    """Positions of the ``n`` wrong (or ``correct``) predictions with the highest
+    confidence, the most confident first (ties in test-set order)."""
+    pairs = enumerate(zip(true, predicted, strict=True))
+    chosen = [i for i, (t, p) in pairs if bool(t == p) is correct]
+    return sorted(chosen, key=lambda i: -confidence[i])[:n]
+
+
+def plot_mistakes(record, test_files, test_true, n=OVERLAY_MISTAKES):
     """The test images the approach got wrong with the highest confidence (top losses)."""
-    wrong = [
-        i for i, (t, p) in enumerate(zip(test_true, record.test_predicted, strict=True)) if t != p
-    ]
-    worst = sorted(wrong, key=lambda i: -record.test_confidence[i])[:n]
+    worst = _most_confident(test_true, record.test_predicted, record.test_confidence, n)
     if not worst:
         return None
     return _image_grid(
@@ -131,6 +146,51 @@ def plot_mistakes(record, test_files, test_true, n=8):
         ],
         ["red"] * len(worst),
         f"{record.name}: most confident mistakes on the test set",
+    )
+
+
+def plot_overlays(record, test_files, test_true):
+    """The test images of ``record.test_overlays``, each as the network saw it beside where it
+    found the evidence for its predicted class: the most confident mistakes (red), then
+    correct predictions for contrast (green)."""
+    shown = record.test_overlays
+    view = ImageLoader(_THUMBNAIL, **shown.view).transform([test_files[i] for i in shown.indices])
+    images, titles, colours = [], [], []
+    for i, image, heat in zip(shown.indices, view, shown.heatmaps(), strict=True):
+        predicted, confidence = record.test_predicted[i], record.test_confidence[i]
+        wrong = predicted != test_true[i]
+        images += [image, np.round(overlay(image, heat) * 255).astype(np.uint8)]
+        titles += [
+            f"{'mistake' if wrong else 'correct'}: {predicted} {confidence:.0%}"
+            + (f"\n(true: {test_true[i]})" if wrong else ""),
+            f"evidence for {predicted}",
+        ]
+        colours += ["red" if wrong else "green"] * 2
+    return _image_grid(
+        images,
+        titles,
+        colours,
+        f"{record.name}: most confident test mistakes (red) and correct predictions (green),\n"
+        f"each beside where the network found the evidence for its prediction ({shown.method})",
+    )
+
+
+def _overlays_sentence(result):
+    """What the mistakes' figures show of the network's evidence, in one sentence."""
+    tested = [r for r in result.approaches if r.test_predicted is not None]
+    missing = [r.name for r in tested if r.test_overlays is None]
+    if not tested:
+        return None
+    if not missing:
+        return (
+            "Each approach's most confident mistakes on them, and a few correct predictions "
+            "for contrast, are shown beside a class-activation map: where its network found "
+            "the evidence for the class it predicted (red: most)."
+        )
+    whom = "this run" if len(missing) == len(tested) else ", ".join(missing)
+    return (
+        f"No class-activation maps for {whom}: they need pytorch-grad-cam (pip install "
+        "'sk-animals[explain]'), and compare(overlays=False) or --no-overlays leaves them out."
     )
 
 
@@ -375,6 +435,8 @@ def write_report(result, out_dir):
             "before anything else and never used for training, validation or early stopping; "
             "intervals are 95%."
         )
+        if _overlays_sentence(result):
+            doc.paragraph(_overlays_sentence(result))
     doc.table(result.COLUMNS, result.table())
     if result.budget_curve:
         doc.heading("Data budget")
@@ -402,11 +464,14 @@ def write_report(result, out_dir):
             "predictions": plot_predictions(r),
         }
         if r.test_predicted is not None:
-            figures["mistakes"] = plot_mistakes(r, result.test_files, result.test_true)
+            plot = plot_overlays if r.test_overlays is not None else plot_mistakes
+            figures["mistakes"] = plot(r, result.test_files, result.test_true)
             figures["reliability"] = plot_reliability(r)
+        alt = {"mistakes": "mistakes beside class-activation maps"} if r.test_overlays else {}
         for figure in FIGURES:
             if figure in figures:
-                doc.figure(figures[figure], f"{r.name}_{figure}.png", f"{r.name} {figure}")
+                name = f"{r.name} {alt.get(figure, figure)}"
+                doc.figure(figures[figure], f"{r.name}_{figure}.png", name)
     if result.audit is not None:
         doc.heading("Data audit")
         doc.table(*_audit_table(result.audit))

@@ -20,6 +20,7 @@ __all__ = [
     "ComparisonResult",
     "Crossover",
     "LabelAudit",
+    "Overlays",
     "PairDifference",
 ]
 
@@ -34,6 +35,70 @@ class CVScores:
     std: float
     train_mean: float
     fit_seconds: list
+
+
+@dataclass
+class Overlays:
+    """Class-activation maps of the test images an approach's report shows.
+
+    :func:`~sk_animals.evaluation.compare` computes them while the fitted model is at
+    hand: for the approach's most confident mistakes on the common test set and, for
+    contrast, its most confident correct predictions, the map of the evidence for the
+    predicted class (:func:`~sk_animals.explain` with its defaults). Each map is kept
+    small: downsampled to ``shape`` and stored as one byte a cell (the value times 255,
+    rounded), row by row, in base64; :meth:`heatmaps` gives them back. ``view`` says how
+    the network saw each file (the settings of its
+    :class:`~sk_animals.preprocessing.ImageLoader` other than the size), so that the report
+    draws each map over the same part of the image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_animals.results import Overlays
+    >>> maps = np.linspace(0, 1, 2 * 64 * 64, dtype=np.float32).reshape(2, 64, 64)
+    >>> kept = Overlays.from_heatmaps(
+    ...     maps, indices=[3, 0], method="layercam", view={"resize": "stretch"}, seconds=0.1
+    ... )
+    >>> kept.heatmaps().shape, kept.shape
+    ((2, 32, 32), [32, 32])
+    >>> bool(np.abs(kept.heatmaps() - maps[:, ::2, ::2]).max() < 0.02)
+    True
+    """
+
+    method: str  #: :func:`~sk_animals.explain`'s method
+    view: dict  #: the ImageLoader's ``resize``, ``crop_pct`` and ``interpolation``
+    indices: list  #: each image's position in the common test set
+    shape: list  #: rows and columns of each map
+    maps: list  #: each map's bytes (value * 255, row by row) in base64
+    seconds: float  #: what computing the maps cost
+
+    @classmethod
+    def from_heatmaps(cls, heatmaps, *, indices, method, view, seconds, shape=(32, 32)):
+        """The record of ``heatmaps`` (n, height, width) in [0, 1], downsampled to ``shape``."""
+        import base64
+
+        import numpy as np
+        from PIL import Image
+
+        rows, cols = shape
+        maps = []
+        for heat in np.asarray(heatmaps, np.float32):
+            small = Image.fromarray(np.clip(np.nan_to_num(heat), 0, 1), "F").resize(
+                (cols, rows), Image.Resampling.BILINEAR
+            )
+            cells = np.round(np.clip(np.asarray(small), 0, 1) * 255).astype(np.uint8)
+            maps.append(base64.b64encode(cells.tobytes()).decode("ascii"))
+        return cls(method, dict(view), [int(i) for i in indices], [rows, cols], maps, seconds)
+
+    def heatmaps(self):
+        """The maps, an ndarray of shape (n, rows, columns), float32 in [0, 1]."""
+        import base64
+
+        import numpy as np
+
+        cells = [np.frombuffer(base64.b64decode(m), np.uint8) for m in self.maps]
+        shape = (len(cells), *self.shape)
+        return (np.array(cells, np.float32).reshape(shape) / 255).astype(np.float32)
 
 
 @dataclass
@@ -79,6 +144,8 @@ class ApproachResult:
     precision: str | None = None  #: what the network's fit ran ("fp32", "bf16"); None: no network
     recipe: str | None = None  #: the protocol's recipe ("paper", "recommended"); None: your own
     class_counts: dict | None = None  #: ``{label: {"train": n, "valid": n}}`` images per class
+    #: class-activation maps of the test images the report shows; None: none computed
+    test_overlays: Overlays | None = None
 
     @classmethod
     def from_dict(cls, values):
@@ -88,6 +155,8 @@ class ApproachResult:
             values["cv"] = CVScores(**values["cv"])
         if values.get("test_ci95") is not None:
             values["test_ci95"] = tuple(values["test_ci95"])
+        if values.get("test_overlays") is not None:
+            values["test_overlays"] = Overlays(**values["test_overlays"])
         return cls(**values)
 
 

@@ -72,6 +72,9 @@ def test_compare_writes_report_metrics_models_and_figures(compared):
         ("probe", "transfer"),
     }
     assert (out / "probe.skmodel").is_file()
+    for saved in metrics["approaches"]:  # every family's maps, by default
+        assert saved["test_overlays"]["shape"] == [32, 32] and saved["test_overlays"]["maps"]
+    assert "beside a class-activation map" in report
     labels = metrics["audit"]["label_issues"]  # the probe looked for label errors
     assert (labels["approach"], labels["n_test"]) == ("probe", len(metrics["test"]["files"]))
     assert "## Likely label errors" in report
@@ -506,8 +509,10 @@ def test_compare_and_tune_take_a_csv(small_folder, tmp_path, capsys):
     labels = _labels_csv(small_folder, tmp_path / "labels.csv")
     out = tmp_path / "o"
     argv = ["compare", str(labels), "--out", str(out), "--approaches", "scratch", "--folds", "2"]
-    assert main([*argv, "--epochs", "1", "--image-size", "16", "--recipe", "paper", "-q"]) == 0
+    argv += ["--epochs", "1", "--image-size", "16", "--recipe", "paper", "-q", "--no-overlays"]
+    assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["approaches"][0]["test_overlays"] is None
     used = metrics["test"]["files"] + metrics["approaches"][0]["training_files"]
     assert metrics["classes"] == ["circle", "cross"]
     assert set(used) <= {str(p) for p in small_folder.rglob("*.png")}

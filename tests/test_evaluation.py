@@ -274,6 +274,8 @@ def test_any_pipeline_that_starts_with_an_image_loader_is_an_approach(folder, tm
         None,
     )
     assert len(record.cv.scores) == 2 and 0 <= record.test_accuracy <= 1
+    maps = record.test_overlays.heatmaps()  # the probe explains too
+    assert maps.shape[1:] == (32, 32) and len(maps) >= 4 and 0 <= maps.min() <= maps.max() <= 1
     pipeline = result.pipelines["probe"]
     assert [name for name, _ in pipeline.steps] == [
         "imageloader",

@@ -122,6 +122,94 @@ def test_html_is_self_contained_with_the_verdict_first(compared):
             assert img.format == "PNG" and img.width >= 300
 
 
+def test_overlays_of_the_shown_test_images_are_in_the_result_and_the_report(compared):
+    """Each approach keeps the maps of its most confident mistakes, then of its most
+    confident correct predictions: the maps ``explain`` gives for those files and the
+    predicted classes, downsampled; metrics.json holds the same, the report draws them."""
+    from sk_animals import explain
+    from sk_animals.report import OVERLAY_CORRECT, OVERLAY_MISTAKES
+    from sk_animals.results import Overlays
+
+    result, paths = compared
+    metrics = json.loads(paths["metrics.json"].read_text())
+    for record, saved in zip(result.approaches, metrics["approaches"], strict=True):
+        shown = record.test_overlays
+        true, predicted = np.array(result.test_true), np.array(record.test_predicted)
+        confidence = np.array(record.test_confidence)
+        wrong = np.flatnonzero(true != predicted)
+        right = np.flatnonzero(true == predicted)
+        expected = [
+            *wrong[np.argsort(-confidence[wrong], kind="stable")][:OVERLAY_MISTAKES],
+            *right[np.argsort(-confidence[right], kind="stable")][:OVERLAY_CORRECT],
+        ]
+        assert shown.indices == expected and len(expected) >= OVERLAY_CORRECT
+        maps = shown.heatmaps()
+        assert maps.shape == (len(expected), 32, 32) and maps.dtype == np.float32
+        assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
+        assert maps.std(axis=(1, 2)).min() > 0  # each map shows something
+        files = [result.test_files[i] for i in expected]
+        full = explain(result.pipelines[record.name], files, target=predicted[expected])
+        assert np.abs(maps - full).max() <= 1 / 255 + 1e-6  # 32 px: only rounded to bytes
+        assert shown.view == {"resize": "stretch", "crop_pct": 1.0, "interpolation": "bilinear"}
+        assert shown.method == "layercam" and shown.seconds > 0
+        np.testing.assert_array_equal(Overlays(**saved["test_overlays"]).heatmaps(), maps)
+    out = Path(paths["report.md"]).parent
+    assert "beside a class-activation map" in paths["report.md"].read_text(encoding="utf-8")
+    page = paths["report.html"].read_text(encoding="utf-8")
+    assert page.count('alt="good mistakes beside class-activation maps"') == 1
+    rows = -(-len(result.approaches[0].test_overlays.indices) // 2)  # 2 pairs a row
+    with Image.open(out / "good_mistakes.png") as figure:
+        assert figure.size == (960, 260 * rows)
+
+
+def test_a_result_without_overlays_reports_as_before(compared, tmp_path):
+    """A record of an earlier release (no ``test_overlays`` key) loads and reports, the
+    mistakes as plain thumbnails, with one line saying there are no maps."""
+    from dataclasses import asdict, replace
+
+    from sk_animals.report import write_report
+    from sk_animals.results import ApproachResult
+
+    result, _ = compared
+    values = asdict(result.approaches[0])
+    del values["test_overlays"]
+    record = ApproachResult.from_dict(values)
+    assert record.test_overlays is None
+    earlier = replace(result, approaches=[record], pipelines={}, differences=[], budget_curve=[])
+    paths = write_report(replace(earlier, budget_forecast=[], label_audit=None), tmp_path)
+    assert "No class-activation maps for this run" in paths["report.md"].read_text(
+        encoding="utf-8"
+    )
+    page = paths["report.html"].read_text(encoding="utf-8")
+    assert 'alt="good mistakes"' in page and "beside class-activation maps" not in page
+    assert "test_overlays" in json.loads(paths["metrics.json"].read_text())["approaches"][0]
+    with Image.open(tmp_path / "good_mistakes.png") as figure:
+        assert figure.width == 960
+
+
+def test_without_grad_cam_compare_runs_and_the_report_says_so(tmp_path, monkeypatch):
+    """pytorch-grad-cam that cannot be imported: "auto" computes no maps, True is refused
+    before any work, and so are overlays without a test set."""
+    import sys
+
+    from sk_animals.exceptions import BadInputError
+
+    X, y = make_image_dataset(n_samples=30, n_classes=3, size=32, random_state=0)
+    data = save_image_folder(X, y, tmp_path / "data")
+    for wrong, match in (("yes", "'auto', True or False"), (None, "True or False")):
+        with pytest.raises(BadInputError, match=match):
+            compare(tmp_path / "missing", [_scratch("s")], overlays=wrong)
+    with pytest.raises(BadInputError, match="test_size > 0"):
+        compare(tmp_path / "missing", [_scratch("s")], overlays=True, test_size=0)
+    monkeypatch.setitem(sys.modules, "pytorch_grad_cam", None)  # importing it fails
+    with pytest.raises(ImportError, match=r"pip install 'sk-animals\[explain\]'"):
+        compare(tmp_path / "missing", [_scratch("s")], overlays=True)
+    result = compare(data, [_scratch("s", max_epochs=1)], cv=0, audit=False, verbose=0)
+    assert result.approaches[0].test_overlays is None
+    report = result.save(tmp_path / "out")["report.md"].read_text(encoding="utf-8")
+    assert "No class-activation maps for this run: they need pytorch-grad-cam" in report
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium browser (apt-get install chromium)")
 def test_report_in_a_real_browser(compared, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
@@ -136,6 +224,10 @@ def test_report_in_a_real_browser(compared, tmp_path):
             images = page.evaluate(
                 "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.width])"
             )
+            overlays = page.evaluate(
+                "Array.from(document.querySelectorAll('img[alt$=\"class-activation maps\"]'))"
+                ".map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.width])"
+            )
             overflow = page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
@@ -146,6 +238,8 @@ def test_report_in_a_real_browser(compared, tmp_path):
     assert len(images) >= 8 and all(done and natural > 0 for done, natural, _ in images)
     assert all(0 < width <= 1280 for _, _, width in images)
     assert overflow <= 0 and first == "verdict"
+    assert len(overlays) == 2  # both approaches' mistakes beside their maps, shown
+    assert all(done and w == 960 and h > 0 and 0 < shown <= 1280 for done, w, h, shown in overlays)
     assert np.asarray(Image.open(tmp_path / "report.png")).std() > 10  # something rendered
 
 
