@@ -16,6 +16,10 @@ timed is prediction; the fit only makes a real model). Timed, best of 3, same th
   batches (``predict_proba`` of the decoded images): what any pipeline must still spend, so
   the loop's time over it bounds the ratio that faster decoding could reach.
 
+Also the peak resident memory of ``sk-animals predict`` on the photos, each in a process of
+its own: with the exported ``.onnx`` file (torch never imported) and with the ``.skmodel``
+file on torch (``--engine torch``).
+
 Both give the same labels (checked on at least 95% of the photos: the loader decodes large
 JPEGs in draft mode, which moves the pixels a little). Target: at least 1.5x the loop's images per
 second; with ONNX Runtime, at least 1.5x the loop and 1.3x ``predict_files`` on torch. About
@@ -25,7 +29,11 @@ second; with ONNX Runtime, at least 1.5x the loop and 1.3x ``predict_files`` on 
 """
 
 import argparse
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,10 +41,39 @@ from _common import best_of, report, require_shared
 from PIL import Image
 from sklearn.pipeline import make_pipeline
 
-from sk_animals import ImageLoader, TransferClassifier, load_image_folder
+from sk_animals import ImageLoader, TransferClassifier, export_onnx, load_image_folder, save
 from sk_animals.deploy import load_onnx
 from sk_animals.export import onnx_bytes
 from sk_animals.prediction import predict_files
+
+
+def peak_rss_mib(command):
+    """Peak resident memory (MiB) of ``command``, run as a child process (ru_maxrss)."""
+    probe = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+        "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *map(str, command)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def deployment_memory(model, folder):
+    """Peak memory of ``sk-animals predict`` on ``folder``: the exported .onnx file (torch is
+    never imported) and the .skmodel file on torch (``--engine torch``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        save(model, tmp / "model.skmodel")
+        export_onnx(model, tmp / "model.onnx")
+        predict = [sys.executable, "-m", "sk_animals", "predict", "--out"]
+        onnx = peak_rss_mib([*predict, tmp / "a.csv", tmp / "model.onnx", folder])
+        torch_path = [*predict, tmp / "b.csv", "--engine", "torch", tmp / "model.skmodel", folder]
+        on_torch = peak_rss_mib(torch_path)
+    return onnx, on_torch
 
 
 def main():
@@ -102,6 +139,11 @@ def main():
     print(f"in-memory export  {t_export:.2f} s, once per --engine onnxruntime run")
     print(f"network alone     {n / t_net:7.1f} images/s ({t_net:.2f} s, {net.batch_size} a batch)")
     print(f"ceiling: plain loop / network alone = {t_plain / t_net:.2f}x")
+    rss_onnx, rss_torch = deployment_memory(model, shared / "data" / "animals10-sample")
+    print(
+        f"peak memory of sk-animals predict: .onnx without torch {rss_onnx:.0f} MiB, "
+        f".skmodel on torch {rss_torch:.0f} MiB"
+    )
     report("predict_files / plain loop (images per second)", t_plain / t_stream, 1.5)
     report("predict_files on ONNX Runtime / plain loop", t_plain / t_onnx, 1.5)
     report("predict_files on ONNX Runtime / on torch", t_stream / t_onnx, 1.3)

@@ -11,9 +11,11 @@ files. Nothing here computes a metric.
 
 import base64
 import glob
+import hashlib
 import html
 import io
 import json
+from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import quote
 
@@ -360,16 +362,39 @@ class _Document:
         self.md += [markdown_table(columns, rows), ""]
         self.html.append(html_table(columns, rows))
 
-    def figure(self, fig, name, alt):
-        if fig is None:
-            return
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
-        data = buffer.getvalue()
+    def figure(self, draw, name, alt, shown):
+        """The figure that ``draw()`` returns (None: none), saved as ``name``; ``shown``
+        (JSON-able) is what it is drawn from, so that it is drawn once per process."""
+        data = _png(draw, name, shown)
+        if data is None:
+            return False
         write_bytes(self.out / name, data)
         self.md += [f"![{markdown_text(alt, block=False)}]({quote(name)})", ""]
         encoded = base64.b64encode(data).decode("ascii")
         self.html.append(f'<img src="data:image/png;base64,{encoded}" alt="{_html(alt)}">')
+        return True
+
+
+#: PNG bytes of the figures drawn in this process, by a digest of the figure's name and of
+#: what it shows: ``compare`` writes the report again after each approach (so that an
+#: interrupted run keeps one), and the figures of the approaches already reported have
+#: not changed. Bounded: the oldest go first.
+_DRAWN = {}
+_DRAWN_MAX = 64
+
+
+def _png(draw, name, shown):
+    text = json.dumps([name, shown], default=str, sort_keys=True)
+    key = hashlib.sha256(text.encode()).hexdigest()
+    if key not in _DRAWN:
+        fig = draw()
+        buffer = io.BytesIO()
+        if fig is not None:
+            fig.savefig(buffer, format="png", dpi=100)
+        _DRAWN[key] = buffer.getvalue() if fig is not None else None
+        while len(_DRAWN) > _DRAWN_MAX:
+            del _DRAWN[next(iter(_DRAWN))]
+    return _DRAWN[key]
 
 
 _STYLE = (
@@ -442,8 +467,12 @@ def write_report(result, out_dir):
         doc.heading("Data budget")
         doc.items(result.budget_matches() or ["no approach matched another with fewer images"])
         doc.items(result.forecast_sentences())
-        figure = plot_budget_curve(result.budget_curve, result.budget_forecast)
-        doc.figure(figure, BUDGET_CURVE, "budget curve")
+        doc.figure(
+            lambda: plot_budget_curve(result.budget_curve, result.budget_forecast),
+            BUDGET_CURVE,
+            "budget curve",
+            [result.budget_curve, result.budget_forecast],
+        )
     if any(r.test_report for r in result.approaches):
         doc.heading("Per-class precision, recall and F1 on the test set")
         doc.table(*_test_report_table(result))
@@ -459,19 +488,22 @@ def write_report(result, out_dir):
             f"{r.batch_size}"
         )
         figures = {
-            "curves": plot_curves(r),
-            "confusion": plot_confusion(r, result.classes),
-            "predictions": plot_predictions(r),
+            "curves": lambda r=r: plot_curves(r),
+            "confusion": lambda r=r: plot_confusion(r, result.classes),
+            "predictions": lambda r=r: plot_predictions(r),
         }
         if r.test_predicted is not None:
             plot = plot_overlays if r.test_overlays is not None else plot_mistakes
-            figures["mistakes"] = plot(r, result.test_files, result.test_true)
-            figures["reliability"] = plot_reliability(r)
+            figures["mistakes"] = lambda r=r, plot=plot: plot(
+                r, result.test_files, result.test_true
+            )
+            figures["reliability"] = lambda r=r: plot_reliability(r)
         alt = {"mistakes": "mistakes beside class-activation maps"} if r.test_overlays else {}
+        shown = [asdict(r), result.classes, result.test_files, result.test_true]
         for figure in FIGURES:
             if figure in figures:
                 name = f"{r.name} {alt.get(figure, figure)}"
-                doc.figure(figures[figure], f"{r.name}_{figure}.png", name)
+                doc.figure(figures[figure], f"{r.name}_{figure}.png", name, shown)
     if result.audit is not None:
         doc.heading("Data audit")
         doc.table(*_audit_table(result.audit))
@@ -481,9 +513,13 @@ def write_report(result, out_dir):
         doc.heading("Likely label errors")
         sentence = result.label_audit.sentence()
         doc.paragraph(sentence[0].upper() + sentence[1:])
-        figure = plot_label_issues(result.label_audit)
-        doc.figure(figure, LABEL_ISSUES, "likely label errors")
-        if figure is not None:
+        drawn = doc.figure(
+            lambda: plot_label_issues(result.label_audit),
+            LABEL_ISSUES,
+            "likely label errors",
+            asdict(result.label_audit),
+        )
+        if drawn:
             doc.table(*_label_issues_table(result.label_audit))
     if result.skipped:
         doc.heading("Files left out")

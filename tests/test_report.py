@@ -187,6 +187,30 @@ def test_a_result_without_overlays_reports_as_before(compared, tmp_path):
         assert figure.width == 960
 
 
+def test_figures_are_drawn_once_per_process_for_the_same_record(compared, tmp_path, monkeypatch):
+    """compare writes the report after each approach: the figures of the approaches already
+    reported are not drawn again, and a changed record is drawn anew."""
+    from dataclasses import replace
+
+    from sk_animals import report
+
+    result, paths = compared
+    report.write_report(result, tmp_path / "first")  # drawn here, or earlier in the process
+    drawn = []
+    monkeypatch.setattr(report, "plot_curves", lambda r: drawn.append(r.name))
+    second = report.write_report(result, tmp_path / "second")
+    assert drawn == []  # nothing drawn again
+    for name in ("good_curves.png", "bad_confusion.png", "good_mistakes.png"):
+        first = (tmp_path / "first" / name).read_bytes()
+        assert (tmp_path / "second" / name).read_bytes() == first
+    assert second["report.html"].read_text(encoding="utf-8") == (
+        tmp_path / "first" / "report.html"
+    ).read_text(encoding="utf-8")
+    changed = replace(result.approaches[0], validation_accuracy=0.5)
+    report.write_report(replace(result, approaches=[changed]), tmp_path / "third")
+    assert drawn == ["good"]  # a new record: drawn
+
+
 def test_without_grad_cam_compare_runs_and_the_report_says_so(tmp_path, monkeypatch):
     """pytorch-grad-cam that cannot be imported: "auto" computes no maps, True is refused
     before any work, and so are overlays without a test set."""
