@@ -155,11 +155,13 @@ def inference_order(module, device):
         if weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
         else torch.contiguous_format
     )
-    module.to(memory_format=torch.channels_last)
+    with torch.inference_mode(False):  # weights made in inference mode could not train
+        module.to(memory_format=torch.channels_last)
     try:
         yield True
     finally:
-        module.to(memory_format=before)
+        with torch.inference_mode(False):
+            module.to(memory_format=before)
 
 
 def to_network_input(x, mean, std, device, channels_last=False):

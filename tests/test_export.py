@@ -285,6 +285,21 @@ def _labels(csv_path):
         return [row["label"] for row in csv.DictReader(f)]
 
 
+def test_the_onnx_classifier_runs_in_batches(saved, shapes, tmp_path):
+    """Whole or in batches of any size, the same probabilities; a bad size is refused."""
+    from sk_animals.deploy import OnnxClassifier
+
+    path = export_onnx(saved, tmp_path / "shapes.onnx")
+    X = load(saved)[0].transform(list(shapes[0][:7]))
+    whole = OnnxClassifier(path, batch_size=100).fit().predict_proba(X)
+    assert whole.shape == (7, len(np.unique(shapes[1])))
+    for size in (1, 3):
+        got = OnnxClassifier(path, batch_size=size).fit().predict_proba(X)
+        np.testing.assert_allclose(got, whole, atol=1e-6)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        OnnxClassifier(path, batch_size=0).fit()
+
+
 def test_predict_runs_an_onnx_file_without_torch(saved, photos, tmp_path):
     path = export_onnx(saved, tmp_path / "shapes.onnx")
     (tmp_path / "broken.jpg").write_bytes(b"not an image")

@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_sco
 from sklearn.pipeline import make_pipeline
 from skorch.callbacks import Callback
 
-from sk_animals._tensors import MappedPages, augment, to_network_input
+from sk_animals._tensors import MappedPages, augment, inference_order, to_network_input
 from sk_animals.datasets import load_image_folder, save_image_folder
 from sk_animals.preprocessing import ImageLoader
 from sk_animals.scratch import RECOMMENDED, ScratchCNNClassifier
@@ -437,6 +437,27 @@ def test_channels_last_auto_is_channels_last_for_half_precision_on_cuda(shapes):
         clf = tiny(channels_last="auto", precision=precision, device=device)
         assert clf._channels_last() is expected
     assert RECOMMENDED["channels_last"] == "auto"
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_inference_order_gives_the_weights_back_as_they_were(channels_last):
+    """Features run channels-last on the CPU, in inference mode; afterwards the weights are
+    in their own order again and still train (not inference tensors)."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(4, 2, 1))
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    net.to(memory_format=layout)
+    weight = net[0].weight
+    with torch.inference_mode(), inference_order(net, "cpu") as order:
+        assert order and weight.is_contiguous(memory_format=torch.channels_last)
+        x = to_network_input(np.zeros((2, 8, 8, 3), np.uint8), [0.5] * 3, [0.5] * 3, "cpu", order)
+        assert x.is_contiguous(memory_format=torch.channels_last)
+        net(x)
+    assert net[0].weight is weight and weight.is_contiguous(memory_format=layout)
+    assert not weight.is_inference()
+    net(torch.rand(1, 3, 8, 8)).sum().backward()
+    assert weight.grad is not None
+    with inference_order(torch.nn.Linear(2, 2), "cpu") as order:
+        assert not order  # nothing to lay out
 
 
 def test_batches_are_pinned_only_for_cuda():
