@@ -5,6 +5,7 @@ validation and test scores with their intervals, per-class rates and calibration
 """
 
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -308,13 +309,37 @@ def _label_audit(approach, paths, labels, test, *, used, cv, random_state, say):
 
 
 def _decoded(loader, paths):
-    """The fixed steps' output for ``paths``, and the seconds its steps after decoding (the
-    frozen features) took: decoding is shared by every approach, the features are the
-    cost of the approach that uses them."""
-    X, seconds = paths, 0.0
+    """The fixed steps' output for ``paths``, the seconds its steps after decoding (the
+    frozen features) took, and the decoded images: decoding is shared by every approach,
+    the features are the cost of the approach that uses them."""
+    X, seconds, images = paths, 0.0, None
     for _, step in loader.steps:
         with costed() as cost:
             X = step.transform(X)
-        if not isinstance(step, ImageLoader):
+        if isinstance(step, ImageLoader):
+            images = X
+        else:
             seconds += cost.seconds
-    return X, seconds
+    return X, seconds, images
+
+
+def _onnx_predict_ms(name, pipeline, images, say):
+    """ms per image that ``pipeline``, exported to ONNX in memory, takes in onnxruntime on
+    the decoded ``images`` (after a first batch that warms it up, as the torch model is
+    warm from its fit); None, said in one line, when it cannot be exported, and silently
+    when the onnx group is not installed."""
+    from .deploy import OnnxClassifier, onnx_installed
+
+    if not onnx_installed():
+        return None
+    from .export import onnx_bytes
+
+    try:
+        graph = OnnxClassifier(onnx_bytes(pipeline)).fit()
+    except ValueError as exc:
+        say(f"no ONNX predict time for {name}: {exc}")
+        return None
+    graph.predict_proba(images[: graph.batch_size])
+    start = time.perf_counter()
+    graph.predict_proba(images)
+    return 1000 * (time.perf_counter() - start) / len(images)

@@ -7,6 +7,7 @@ NumPy, Pillow, scikit-learn (through ``preprocessing``) and onnxruntime, never t
 """
 
 import importlib
+import importlib.util
 import json
 import math
 import numbers
@@ -33,6 +34,14 @@ __all__ = [
 #: The names of the graph's input (uint8 images, ``(n, height, width, 3)``) and output.
 INPUT, OUTPUT = "images", "probabilities"
 _INSTALL = "pip install 'sk-animals[onnx]'"
+
+
+def onnx_installed():
+    """Whether onnx and onnxruntime can be imported, found without importing them."""
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+    except ValueError:  # None in sys.modules: importing it fails
+        return False
 
 
 def import_optional(name):

@@ -26,6 +26,7 @@ from ._scoring import (
     _decoded,
     _final_fit,
     _label_audit,
+    _onnx_predict_ms,
     _record,
     _shown,
     _test_overlays,
@@ -231,7 +232,7 @@ def _fit_and_score(
     )
     loader, model = approach.decoder(), approach.model()
     say(f"loading {len(data.labels)} images at {approach.image_size}x{approach.image_size}")
-    (X_train, train_features), (X_valid, valid_features) = (
+    (X_train, train_features, _), (X_valid, valid_features, valid_images) = (
         _decoded(loader, data.paths[part]) for part in (data.train, data.valid)
     )
     y_train, y_valid = data.labels[data.train], data.labels[data.valid]
@@ -275,6 +276,7 @@ def _fit_and_score(
         cv=cv_scores,
         fit_seconds=fit_seconds + train_features,  # a probe pays for its features
         predict_extra_seconds=valid_features,
+        onnx_predict_ms_per_image=_onnx_predict_ms(approach.name, pipeline, valid_images, say),
         **test_scores,
     )
     return record, pipeline

@@ -166,7 +166,7 @@ def onnx_bytes(model, *, skmodel_sha256=None):
     loader = model.steps[0][1]
     size = _as_size(loader.size)
     training = module.network.training
-    module.network.eval()
+    module.eval()  # the wrapper too: the exporter restores the mode it found, recursively
     try:
         graph = onnx.load_from_string(_trace(module, size))
         meta = OnnxMetadata(

@@ -146,6 +146,9 @@ class ApproachResult:
     class_counts: dict | None = None  #: ``{label: {"train": n, "valid": n}}`` images per class
     #: class-activation maps of the test images the report shows; None: none computed
     test_overlays: Overlays | None = None
+    #: ms per validation image of the pipeline exported to ONNX and run by onnxruntime,
+    #: decoding aside; None: not measured (no onnx group, or not exportable)
+    onnx_predict_ms_per_image: float | None = None
 
     @classmethod
     def from_dict(cls, values):
@@ -313,6 +316,7 @@ class ComparisonResult:
         "Precision",
         "Fit time (s)",
         "Predict time (ms/image)",
+        "ONNX predict time (ms/image)",
     )
 
     def table(self):
@@ -340,6 +344,9 @@ class ComparisonResult:
                     r.precision or "-",
                     _seconds(r.fit_seconds),
                     _seconds(r.predict_ms_per_image),
+                    "-"
+                    if r.onnx_predict_ms_per_image is None
+                    else _seconds(r.onnx_predict_ms_per_image),
                 ]
             )
         return rows

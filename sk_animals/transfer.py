@@ -578,8 +578,10 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
 @torch.inference_mode()
 def _extract(backbone, weights, X, module, mean, std, batch_size, device):
-    """Features of ``X`` in batches; ``backbone``, ``weights`` and ``X`` key the cache."""
-    module.to(device)
+    """Features of ``X`` in batches; ``backbone``, ``weights`` and ``X`` key the cache.
+
+    The body runs in eval mode, whatever mode a caller left it in (its dropout off)."""
+    module.eval().to(device)
     try:
         with inference_order(module, device) as order:
             out = [

@@ -118,6 +118,9 @@ def test_compare_table_rates_curves_and_files(folder, tmp_path):
     )
     markdown = result.to_markdown()
     assert "| small |" in markdown and "Validation accuracy" in markdown
+    # the onnx group is installed: each approach's graph timed in onnxruntime
+    assert small.onnx_predict_ms_per_image > 0 and tiny.onnx_predict_ms_per_image > 0
+    assert "ONNX predict time (ms/image)" in markdown
     for name in (
         "report.md",
         "report.html",
@@ -426,4 +429,24 @@ def test_a_probe_pays_for_its_features(mislabelled, monkeypatch):
     (record,) = result.approaches
     assert record.fit_seconds >= 0.3
     assert record.predict_ms_per_image * record.n_valid / 1000 >= 0.3
-    assert "0.0" not in result.table()[0][-2:]
+    assert record.onnx_predict_ms_per_image > 0  # backbone and probe as one graph
+    row = dict(zip(result.COLUMNS, result.table()[0], strict=True))
+    assert "0.0" not in (row["Fit time (s)"], row["Predict time (ms/image)"])
+
+
+def test_without_onnxruntime_the_onnx_column_is_empty_and_a_graph_it_cannot_export_is_said(
+    folder, monkeypatch, capsys
+):
+    """The ONNX predict time needs the onnx group; a model the graph cannot hold (bf16)
+    gets none, in one line, and its scores stand."""
+    import sys
+
+    bf16 = approach("bf16", fast(precision="bf16"), 32)
+    result = compare(folder, [bf16], cv=0, audit=False, verbose=1)
+    (record,) = result.approaches
+    assert record.onnx_predict_ms_per_image is None and record.test_accuracy is not None
+    assert "no ONNX predict time for bf16: cannot export step" in capsys.readouterr().out
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # importing it fails
+    result = compare(folder, [approach("small", fast(), 32)], cv=0, audit=False, verbose=0)
+    row = dict(zip(result.COLUMNS, result.table()[0], strict=True))
+    assert row["ONNX predict time (ms/image)"] == "-"

@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
@@ -143,6 +144,20 @@ def test_probe_equals_predict_proba_on_real_photos(shared, photos, tmp_path):
     got, want = predict_onnx(path, files), model.predict_proba(files)
     assert np.abs(got - want).max() <= TOLERANCE
     assert (got.argmax(1) == want.argmax(1)).all()
+
+
+def test_a_probe_whose_body_has_dropout_exports_and_stays_in_eval(shapes, tmp_path):
+    """squeezenet1_1's body ends in dropout. The exporter puts back the mode it found on
+    the module it traced: the wrapper's, train, which switched the body's dropout on, so
+    the parity check refused the graph and the features were noisy afterwards."""
+    X, y = shapes
+    torch.manual_seed(0)
+    features = PretrainedFeatures("squeezenet1_1", weights=None)
+    model = make_pipeline(ImageLoader(32), features, LinearProbe()).fit(list(X), y)
+    before = model.predict_proba(list(X[:8]))
+    gap, _ = _gap(model, export_onnx(model, tmp_path / "probe.onnx"), list(X[:8]))
+    assert gap <= TOLERANCE and not features.module_.training
+    np.testing.assert_array_equal(model.predict_proba(list(X[:8])), before)
 
 
 @pytest.fixture(scope="module")

@@ -163,7 +163,14 @@ def _without_timings(value):
         return {
             k: _without_timings(v)
             for k, v in value.items()
-            if k not in ("fit_seconds", "predict_ms_per_image", "dur", "seconds")
+            if k
+            not in (
+                "fit_seconds",
+                "predict_ms_per_image",
+                "onnx_predict_ms_per_image",
+                "dur",
+                "seconds",
+            )
         }
     if isinstance(value, list):
         return [_without_timings(v) for v in value]
