@@ -16,7 +16,9 @@ timed is prediction; the fit only makes a real model). Timed, best of 3, same th
   batches (``predict_proba`` of the decoded images): what any pipeline must still spend, so
   the loop's time over it bounds the ratio that faster decoding could reach.
 
-Also the peak resident memory of ``sk-animals predict`` on the photos, each in a process of
+Also ``PretrainedFeatures`` (the probe's and the label audit's features) on torch and on
+ONNX Runtime (``engine=``), for EfficientNet-Lite0 and squeezenet1_1 with the shared
+weights, the one-off export timed apart. And the peak resident memory of ``sk-animals predict`` on the photos, each in a process of
 its own: with the exported ``.onnx`` file (torch never imported) and with the ``.skmodel``
 file on torch (``--engine torch``).
 
@@ -74,6 +76,25 @@ def deployment_memory(model, folder):
         torch_path = [*predict, tmp / "b.csv", "--engine", "torch", tmp / "model.skmodel", folder]
         on_torch = peak_rss_mib(torch_path)
     return onnx, on_torch
+
+
+def feature_engines(backbone, weights, decoded, repeat):
+    """Seconds of ``PretrainedFeatures`` (what the probe, the label audit and their share
+    of a run compute) on torch (channels-last on the CPU) and on onnxruntime, the export
+    excluded and timed apart; and the largest feature gap relative to the largest feature.
+    """
+    from sk_animals.transfer import PretrainedFeatures
+
+    on_torch = PretrainedFeatures(backbone, weights=str(weights), engine="torch").fit()
+    on_onnx = PretrainedFeatures(backbone, weights=str(weights), engine="onnxruntime").fit()
+    start = time.perf_counter()
+    b = on_onnx.transform(decoded[:1])  # exports the body, once per process
+    t_export = time.perf_counter() - start
+    a, b = on_torch.transform(decoded), on_onnx.transform(decoded)
+    gap = float(np.abs(a - b).max() / np.abs(a).max())
+    t_torch = best_of(lambda: on_torch.transform(decoded), repeat)
+    t_onnx = best_of(lambda: on_onnx.transform(decoded), repeat)
+    return t_torch, t_onnx, t_export, gap
 
 
 def main():
@@ -139,6 +160,18 @@ def main():
     print(f"in-memory export  {t_export:.2f} s, once per --engine onnxruntime run")
     print(f"network alone     {n / t_net:7.1f} images/s ({t_net:.2f} s, {net.batch_size} a batch)")
     print(f"ceiling: plain loop / network alone = {t_plain / t_net:.2f}x")
+    ratios = {}
+    for backbone, path in [
+        ("timm/tf_efficientnet_lite0", weights),
+        ("squeezenet1_1", shared / "weights" / "squeezenet1_1-imagenet1k.pth"),
+    ]:
+        on_torch, on_onnx, once, gap = feature_engines(backbone, path, decoded, args.repeat)
+        ratios[backbone] = on_torch / on_onnx
+        print(
+            f"{backbone} features of {n} photos: torch (channels-last) {on_torch:.2f} s, "
+            f"onnxruntime {on_onnx:.2f} s (+ {once:.2f} s export, once); largest gap "
+            f"{gap:.1e} of the largest feature"
+        )
     rss_onnx, rss_torch = deployment_memory(model, shared / "data" / "animals10-sample")
     print(
         f"peak memory of sk-animals predict: .onnx without torch {rss_onnx:.0f} MiB, "
@@ -147,6 +180,8 @@ def main():
     report("predict_files / plain loop (images per second)", t_plain / t_stream, 1.5)
     report("predict_files on ONNX Runtime / plain loop", t_plain / t_onnx, 1.5)
     report("predict_files on ONNX Runtime / on torch", t_stream / t_onnx, 1.3)
+    for backbone, ratio in ratios.items():
+        report(f"{backbone.split('/')[-1]} features on ONNX Runtime / on torch", ratio, 1.0)
     with_export = t_stream / (t_onnx + t_export)
     report("--engine onnxruntime, export included / torch", with_export, 1.0)
 

@@ -8,9 +8,7 @@ travels in the file's metadata (:class:`~sk_animals.deploy.OnnxMetadata`); run t
 without torch with :func:`~sk_animals.deploy.predict_onnx`.
 """
 
-import io
 import os
-import warnings
 
 import numpy as np
 import torch
@@ -19,8 +17,7 @@ from torch import nn
 
 from ._base import ImageClassifier
 from ._files import file_sha256, write_bytes
-from ._tensors import to_network_input
-from ._training import eager
+from ._onnxgraph import TOLERANCE, _Features, _trace
 from ._version import __version__
 from .deploy import INPUT, OUTPUT, OnnxMetadata, import_optional
 from .persistence import load
@@ -29,10 +26,6 @@ from .transfer import LinearProbe, PretrainedFeatures
 
 __all__ = ["TOLERANCE", "export_onnx"]
 
-#: The ONNX opset written (torch's TorchScript exporter).
-OPSET = 17
-#: The largest absolute difference from ``predict_proba`` an export may have.
-TOLERANCE = 1e-4
 _KNOWN = (
     "ImageLoader followed by a ScratchCNNClassifier or TransferClassifier, or by "
     "PretrainedFeatures and LinearProbe"
@@ -52,24 +45,16 @@ class _Classifier(nn.Module):
         return self.nonlinearity(self.clf.infer(images))
 
 
-class _Probe(nn.Module):
+class _Probe(_Features):
     """uint8 NHWC images to probabilities: frozen features, then the probe's logits."""
 
     def __init__(self, features, probe):
-        super().__init__()
-        self.network = features.module_
-        for name, value in [
-            ("mean", features.mean_),
-            ("std", features.std_),
-            ("coef", probe.coef_),
-            ("intercept", probe.intercept_),
-        ]:
+        super().__init__(features.module_, features.mean_, features.std_)
+        for name, value in [("coef", probe.coef_), ("intercept", probe.intercept_)]:
             self.register_buffer(name, torch.as_tensor(np.asarray(value), dtype=torch.float32))
 
     def forward(self, images):
-        x = to_network_input(images, self.mean, self.std, images.device)
-        features = self.network(x).flatten(1)
-        return torch.softmax(features @ self.coef.T + self.intercept, dim=1)
+        return torch.softmax(super().forward(images) @ self.coef.T + self.intercept, dim=1)
 
 
 def _graph_module(model):
@@ -113,32 +98,6 @@ def _graph_module(model):
         if not isinstance(step, ImageClassifier | PretrainedFeatures | LinearProbe):
             raise ValueError(f"cannot export step {name!r} ({type(step).__name__}): {_KNOWN}")
     raise ValueError(f"cannot export steps {[n for n, _ in rest]}: ONNX export knows {_KNOWN}")
-
-
-def _trace(module, size):
-    """The ONNX bytes of ``module`` for uint8 images of ``size``, batch dimension dynamic."""
-    example = torch.zeros(2, *size, 3, dtype=torch.uint8)
-    buffer = io.BytesIO()
-    try:  # eager: torch's exporter cannot trace a compiled forward (compile=True)
-        with torch.no_grad(), warnings.catch_warnings(), eager(module.network):
-            # the TorchScript exporter's notices; the parity check tests the graph itself
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                module,
-                (example,),
-                buffer,
-                dynamo=False,
-                input_names=[INPUT],
-                output_names=[OUTPUT],
-                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
-                opset_version=OPSET,
-                do_constant_folding=True,
-            )
-    except Exception as exc:  # noqa: BLE001 - the exporter's own reason, in one line
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ValueError(f"cannot export {type(module.network).__name__}: {reason}") from exc
-    return buffer.getvalue()
 
 
 def _check_parity(data, model, size):

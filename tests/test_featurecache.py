@@ -6,6 +6,7 @@ import torch
 import torchvision
 
 from sk_animals._featurecache import costed, shared_features
+from sk_animals.deploy import onnx_installed
 from sk_animals.transfer import PretrainedFeatures, TransferClassifier
 
 
@@ -19,6 +20,8 @@ def weights(tmp_path_factory):
 
 
 def transfer(weights, **kw):
+    """A frozen-body transfer arm; it shares its first view with a probe on torch (the
+    probes below run on torch: onnxruntime's features are other bits, kept apart)."""
     params = dict(
         weights=weights, freeze="body", random_flip=True, tta=True, max_epochs=2,
         batch_size=16, verbose=0, random_state=0,
@@ -48,7 +51,7 @@ def test_transfer_and_probe_share_the_body_features(shapes, weights):
     with shared_features() as cache:
         clf = transfer(weights).fit(X[:48], y[:48])  # both views of 48 images
         assert len(cache.entries) == 48 and cache.nbytes == 48 * 2 * 512 * 4
-        probe = PretrainedFeatures("resnet18", weights=weights).fit()
+        probe = PretrainedFeatures("resnet18", weights=weights, engine="torch").fit()
         shared = probe.transform(X[:48])  # the transfer arm's first view
         assert len(cache.entries) == 48
         proba = clf.predict_proba(X[:48])  # the head on the features the run has
@@ -60,7 +63,7 @@ def test_transfer_and_probe_share_the_body_features(shapes, weights):
 
 def test_more_views_are_computed_again_and_a_full_cache_stops_keeping(shapes, weights):
     X, y = shapes
-    probe = PretrainedFeatures("resnet18", weights=weights).fit()
+    probe = PretrainedFeatures("resnet18", weights=weights, engine="torch").fit()
     with shared_features(max_bytes=40 * 512 * 4) as cache:
         probe.transform(X[:16])
         assert cache.nbytes == 16 * 512 * 4
@@ -74,7 +77,7 @@ def test_values_do_not_depend_on_what_was_computed_first(shapes, weights):
     """Padded to whole batches, an image's features are the same bits whichever call
     computed them (one thread, as in the tests, is where batch sizes change the bits)."""
     X, y = shapes
-    probe = PretrainedFeatures("resnet18", weights=weights).fit()
+    probe = PretrainedFeatures("resnet18", weights=weights, engine="torch").fit()
     with shared_features():
         few = probe.transform(X[3:8])
     with shared_features():
@@ -84,3 +87,19 @@ def test_values_do_not_depend_on_what_was_computed_first(shapes, weights):
         shared = probe.transform(X[3:8])
     np.testing.assert_array_equal(few, many[3:8])
     np.testing.assert_array_equal(few, shared)
+
+
+@pytest.mark.skipif(not onnx_installed(), reason="needs pip install 'sk-animals[onnx]'")
+def test_onnxruntime_features_are_kept_apart_and_equal_torchs(shapes, weights):
+    """The default engine on the CPU with the onnx group: its features are within 1e-4
+    (relative to their largest) of torch's, and a run keeps them under a key of their own."""
+    X, y = shapes
+    on_torch = PretrainedFeatures("resnet18", weights=weights, engine="torch").fit()
+    on_onnx = PretrainedFeatures("resnet18", weights=weights).fit()
+    assert on_onnx._engine(X, "cpu") == "onnxruntime"
+    with shared_features() as cache:
+        a, b = on_torch.transform(X[:16]), on_onnx.transform(X[:16])
+        assert len(cache.entries) == 32
+        assert on_onnx.transform(X[:16]) is not b and len(cache.entries) == 32  # hits
+    assert 0 < np.abs(a - b).max() <= 1e-4 * np.abs(a).max()
+    np.testing.assert_array_equal(on_onnx.transform(X[:16]), b)  # the same bits again

@@ -277,6 +277,27 @@ def test_pretrained_features_do_not_depend_on_the_batch_size(shapes):
     np.testing.assert_allclose(features, in_threes, rtol=1e-4, atol=1e-5)
 
 
+def test_pretrained_features_engines(shapes, monkeypatch):
+    """uint8 images on the CPU run in onnxruntime by default (with the onnx group), float
+    images on torch; asking for onnxruntime without it, or off the CPU, is refused at fit."""
+    import sys
+
+    from sk_animals.deploy import onnx_installed
+
+    X = shapes[0][:8]
+    features = PretrainedFeatures("squeezenet1_1", weights=None).fit()
+    expected = "onnxruntime" if onnx_installed() else "torch"
+    assert features._engine(X, "cpu") == expected
+    assert features._engine(X / np.float32(255), "cpu") == "torch"
+    assert features.set_params(engine="torch")._engine(X, "cpu") == "torch"
+    with pytest.raises(ValueError, match="engine='onnxruntime' runs on the CPU"):
+        PretrainedFeatures("squeezenet1_1", engine="onnxruntime", device="meta").fit()
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # importing it fails
+    assert features.set_params(engine="auto")._engine(X, "cpu") == "torch"
+    with pytest.raises(ImportError, match=r"pip install 'sk-animals\[onnx\]'"):
+        PretrainedFeatures("squeezenet1_1", weights=None, engine="onnxruntime").fit()
+
+
 def test_pretrained_features_validates_batch_size():
     with pytest.raises(ValueError, match="'batch_size' parameter of PretrainedFeatures"):
         PretrainedFeatures("squeezenet1_1", weights=None, batch_size=0).fit()
