@@ -18,9 +18,9 @@ timed is prediction; the fit only makes a real model). Timed, best of 3, same th
 
 Also ``PretrainedFeatures`` (the probe's and the label audit's features) on torch and on
 ONNX Runtime (``engine=``), for EfficientNet-Lite0 and squeezenet1_1 with the shared
-weights, the one-off export timed apart. And the peak resident memory of ``sk-animals predict`` on the photos, each in a process of
-its own: with the exported ``.onnx`` file (torch never imported) and with the ``.skmodel``
-file on torch (``--engine torch``).
+weights, the one-off export timed apart. And the peak resident memory of ``sk-animals
+predict`` on the photos, each in a process of its own: with the exported ``.onnx`` file
+(torch never imported) and with the ``.skmodel`` file on torch (``--engine torch``).
 
 Both give the same labels (checked on at least 95% of the photos: the loader decodes large
 JPEGs in draft mode, which moves the pixels a little). Target: at least 1.5x the loop's images per
