@@ -325,9 +325,9 @@ def _decoded(loader, paths):
 
 def _onnx_predict_ms(name, pipeline, images, say):
     """ms per image that ``pipeline``, exported to ONNX in memory, takes in onnxruntime on
-    the decoded ``images`` (after a first batch that warms it up, as the torch model is
-    warm from its fit); None, said in one line, when it cannot be exported, and silently
-    when the onnx group is not installed."""
+    the decoded ``images`` (after one image that warms the session up, as the torch model
+    is warm from its fit); None, said in one line, when it cannot be exported, and
+    silently when the onnx group is not installed."""
     from .deploy import OnnxClassifier, onnx_installed
 
     if not onnx_installed():
@@ -339,7 +339,7 @@ def _onnx_predict_ms(name, pipeline, images, say):
     except ValueError as exc:
         say(f"no ONNX predict time for {name}: {exc}")
         return None
-    graph.predict_proba(images[: graph.batch_size])
+    graph.predict_proba(images[:1])
     start = time.perf_counter()
     graph.predict_proba(images)
     return 1000 * (time.perf_counter() - start) / len(images)
