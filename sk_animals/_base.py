@@ -89,9 +89,10 @@ SHARED_PARAMETERS = """\
         paper's budget; see :doc:`/performance`.)
     channels_last : bool or "auto", default="auto"
         Keep the network's weights and every batch in channels-last memory order.
-        ``"auto"``: channels-last on the CPU, where every network measured trains 1.09x
-        to 1.54x and predicts 1.4x to 2.8x faster that way (2 cores, idle:
-        ``benchmarks/bench_layout.py``, see :doc:`/performance`), and on a CUDA device
+        ``"auto"``: channels-last on the CPU, where the ImageNet backbones and the
+        residual CNN train 1.15x to 1.54x and every network measured predicts 1.4x to
+        2.8x faster that way, the paper's CNN training alike in either order (2 cores,
+        idle: ``benchmarks/bench_layout.py``, see :doc:`/performance`), and on a CUDA device
         where the network runs in bf16 or fp16 (the fast layout of half-precision
         convolutions); the NCHW order on a CUDA device in fp32. The predictions differ
         from the other order's only in float rounding.

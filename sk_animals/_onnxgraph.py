@@ -7,6 +7,7 @@ module that takes uint8 NHWC images, with the float conversion and normalisation
 
 import collections
 import io
+import threading
 import warnings
 
 import numpy as np
@@ -66,8 +67,10 @@ def _trace(module, size):
     return buffer.getvalue()
 
 
-#: onnxruntime sessions of frozen bodies by the body's digest and image size, newest last
+#: onnxruntime sessions of frozen bodies (or why one could not be made) by the body's
+#: digest and image size, newest last; the lock makes one export at a time
 _SESSIONS = collections.OrderedDict()
+_LOCK = threading.Lock()
 #: sessions kept: each holds a copy of its body's weights (AlexNet's: 233 MB)
 MAX_SESSIONS = 2
 
@@ -76,26 +79,29 @@ def features_session(body, mean, std, size):
     """An onnxruntime session computing the flattened output of the frozen ``body`` from
     uint8 images ``(n, *size, 3)``, normalised by ``mean`` and ``std`` inside the graph.
 
-    Exported in memory once per body (by its weights' digest, so that the clones of
+    Exported in memory per body (by its weights' digest, so that the clones of
     cross-validation share it) and size (the graph bakes it in: TensorFlow-style "same"
-    padding depends on it); the last ``MAX_SESSIONS`` are kept. Its features are checked
-    on random images against torch's: a gap over ``TOLERANCE`` times their largest
-    magnitude is refused with a ``ValueError`` (again at each call, without exporting
-    again), as export refuses a graph that disagrees.
+    padding depends on it); the last ``MAX_SESSIONS`` are kept, so a body is exported
+    again only after two others. Its features are checked on random images against
+    torch's: a gap over ``TOLERANCE`` times their largest magnitude, or a body the
+    exporter cannot trace, is refused with a ``ValueError`` (again at each call, without
+    exporting again), as export refuses a graph that disagrees.
     """
     size = tuple(int(v) for v in size)
     key = (body_key(body, mean, std, what="onnxruntime"), size)
-    if key not in _SESSIONS:
-        try:
-            _SESSIONS[key] = _features_session(body, mean, std, size)
-        except ValueError as exc:
-            _SESSIONS[key] = exc
-        while len(_SESSIONS) > MAX_SESSIONS:
-            _SESSIONS.popitem(last=False)
-    _SESSIONS.move_to_end(key)
-    if isinstance(_SESSIONS[key], ValueError):
-        raise _SESSIONS[key]
-    return _SESSIONS[key]
+    with _LOCK:
+        if key not in _SESSIONS:
+            try:
+                _SESSIONS[key] = _features_session(body, mean, std, size)
+            except ValueError as exc:
+                _SESSIONS[key] = str(exc)  # the reason only: no frames, no images kept
+            while len(_SESSIONS) > MAX_SESSIONS:
+                _SESSIONS.popitem(last=False)
+        _SESSIONS.move_to_end(key)
+        found = _SESSIONS[key]
+    if isinstance(found, str):
+        raise ValueError(found)
+    return found
 
 
 def _features_session(body, mean, std, size):

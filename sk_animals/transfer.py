@@ -462,12 +462,14 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         ``memory=`` caches only the fitting side.
     engine : {"auto", "torch", "onnxruntime"}, default="auto"
         What computes the features of uint8 images on the CPU. ``"onnxruntime"`` runs
-        the body exported to ONNX in memory (once per image size; its features checked
-        against torch's first): 2.1x torch's speed for EfficientNet-Lite0 on two cores
-        (``benchmarks/bench_predict.py``). ``"auto"``: onnxruntime where
-        ``sk-animals[onnx]`` is installed and the device is the CPU, else torch; a body
-        the exporter cannot run exactly warns and stays on torch. Float images always
-        run on torch. The two engines' features differ in their last bits (about 1e-5).
+        the body exported to ONNX in memory (once per body and image size; its features
+        checked against torch's first): 2.0x torch's speed for EfficientNet-Lite0 and
+        2.2x for squeezenet1_1 on two cores (``benchmarks/bench_predict.py``).
+        ``"auto"``: onnxruntime where ``sk-animals[onnx]`` is installed and the device
+        is the CPU, else torch; a body the exporter cannot run exactly warns and stays
+        on torch. Float images always run on torch. The two engines' features differ in
+        their last bits (about 1e-5 of the largest); a model saved by an earlier release
+        gets ``"auto"`` too.
 
     Attributes
     ----------
@@ -555,17 +557,17 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         """
         check_is_fitted(self, "module_")
         extract = check_memory(self.memory).cache(
-            _extract, ignore=["module", "mean", "std", "batch_size", "device"]
+            _extract, ignore=["module", "mean", "std", "batch_size", "device", "session"]
         )
         weights = None if self.weights is None else str(self.weights)
         device = resolve_device(self.device)
         batch_size = inference_batch_size(self.batch_size, device)
         X = check_images(X)
-        engine = self._engine(X, device)
+        engine, session = self._engine(X, device)
 
         def compute(X):
             args = (X, self.module_, self.mean_, self.std_, batch_size, device, engine)
-            return extract(self.backbone, weights, *args)[:, None]
+            return extract(self.backbone, weights, *args, session=session)[:, None]
 
         what = "features/fp32" if engine == "torch" else f"features/{engine}"
         body = partial(body_key, self.module_, self.mean_, self.std_, what=what)
@@ -573,22 +575,26 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             return cached_features(compute, X, body, batch=batch_size)[:, 0]
 
     def _engine(self, X, device):
-        """The engine that computes the features of ``X`` (see ``engine``)."""
+        """The engine that computes the features of ``X`` (see ``engine``), and its
+        onnxruntime session (None on torch)."""
         from .deploy import onnx_installed
 
         if self.engine == "torch" or X.dtype != np.uint8 or torch.device(device).type != "cpu":
-            return "torch"
-        if self.engine == "auto":
-            if not onnx_installed():
-                return "torch"
-            from ._onnxgraph import features_session
+            return "torch", None
+        if self.engine == "auto" and not onnx_installed():
+            return "torch", None
+        from ._onnxgraph import features_session
 
-            try:  # once per body and size; what "auto" cannot export stays on torch
-                features_session(self.module_, self.mean_, self.std_, X.shape[1:3])
-            except ValueError as exc:
-                warnings.warn(f"{exc}: {self.backbone}'s features run on torch", stacklevel=3)
-                return "torch"
-        return "onnxruntime"
+        try:  # once per body and size
+            return "onnxruntime", features_session(
+                self.module_, self.mean_, self.std_, X.shape[1:3]
+            )
+        except Exception as exc:  # noqa: BLE001 - "auto" stays on torch, whatever the reason
+            if self.engine == "onnxruntime":
+                raise
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            warnings.warn(f"{reason}: {self.backbone}'s features run on torch", stacklevel=3)
+            return "torch", None
 
     def _fitted_state(self):
         """What ``fit`` loaded: (JSON values, CPU tensors by name)."""
@@ -618,17 +624,17 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return tags
 
 
-def _extract(backbone, weights, X, module, mean, std, batch_size, device, engine="torch"):
+def _extract(
+    backbone, weights, X, module, mean, std, batch_size, device, engine="torch", session=None
+):
     """Features of ``X`` in batches; ``backbone``, ``weights``, ``X`` and ``engine`` key
     the cache.
 
     The body runs in eval mode, whatever mode a caller left it in (its dropout off).
-    ``engine="onnxruntime"``: the body exported in memory runs in onnxruntime."""
+    ``engine="onnxruntime"``: ``session``, the body exported in memory, runs it."""
     if engine == "onnxruntime":
-        from ._onnxgraph import features_session
         from .deploy import INPUT
 
-        session = features_session(module, mean, std, X.shape[1:3])
         batches = [X[i : i + batch_size] for i in range(0, len(X), batch_size)]
         return np.concatenate([session.run(None, {INPUT: batch})[0] for batch in batches])
     module.eval().to(device)

@@ -149,10 +149,10 @@ def test_probe_equals_predict_proba_on_real_photos(shared, photos, tmp_path):
 def test_a_probe_whose_body_has_dropout_exports_and_stays_in_eval(shapes, tmp_path):
     """squeezenet1_1's body ends in dropout. The exporter puts back the mode it found on
     the module it traced: the wrapper's, train, which switched the body's dropout on, so
-    the parity check refused the graph and the features were noisy afterwards."""
+    that the parity check's features on torch were noisy and the graph was refused."""
     X, y = shapes
     torch.manual_seed(0)
-    features = PretrainedFeatures("squeezenet1_1", weights=None)
+    features = PretrainedFeatures("squeezenet1_1", weights=None, engine="torch")
     model = make_pipeline(ImageLoader(32), features, LinearProbe()).fit(list(X), y)
     before = model.predict_proba(list(X[:8]))
     gap, _ = _gap(model, export_onnx(model, tmp_path / "probe.onnx"), list(X[:8]))

@@ -287,13 +287,13 @@ def test_pretrained_features_engines(shapes, monkeypatch):
     X = shapes[0][:8]
     features = PretrainedFeatures("squeezenet1_1", weights=None).fit()
     expected = "onnxruntime" if onnx_installed() else "torch"
-    assert features._engine(X, "cpu") == expected
-    assert features._engine(X / np.float32(255), "cpu") == "torch"
-    assert features.set_params(engine="torch")._engine(X, "cpu") == "torch"
+    assert features._engine(X, "cpu")[0] == expected
+    assert features._engine(X / np.float32(255), "cpu") == ("torch", None)
+    assert features.set_params(engine="torch")._engine(X, "cpu") == ("torch", None)
     with pytest.raises(ValueError, match="engine='onnxruntime' runs on the CPU"):
         PretrainedFeatures("squeezenet1_1", engine="onnxruntime", device="meta").fit()
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # importing it fails
-    assert features.set_params(engine="auto")._engine(X, "cpu") == "torch"
+    assert features.set_params(engine="auto")._engine(X, "cpu") == ("torch", None)
     with pytest.raises(ImportError, match=r"pip install 'sk-animals\[onnx\]'"):
         PretrainedFeatures("squeezenet1_1", weights=None, engine="onnxruntime").fit()
 
