@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from .preprocessing import INTERPOLATIONS, RESIZE_POLICIES, ImageLoader
+from .preprocessing import INTERPOLATIONS, MAX_IMAGE_SIDE, RESIZE_POLICIES, ImageLoader
 
 __all__ = [
     "INPUT",
@@ -101,7 +101,7 @@ class OnnxMetadata:
         h, w = meta.input_size
         checks = {
             "classes": isinstance(meta.classes, list) and len(meta.classes) >= 2,
-            "input_size": all(isinstance(v, int) and 1 <= v <= 8192 for v in (h, w)),
+            "input_size": all(isinstance(v, int) and 1 <= v <= MAX_IMAGE_SIDE for v in (h, w)),
             "resize": meta.resize in RESIZE_POLICIES,
             "interpolation": meta.interpolation in INTERPOLATIONS,
             "crop_pct": isinstance(meta.crop_pct, int | float) and 0 < meta.crop_pct <= 1,

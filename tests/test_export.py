@@ -221,7 +221,10 @@ def test_the_runner_checks_the_metadata(saved, tmp_path):
     onnx.save(graph, str(tmp_path / "bare.onnx"))
     with pytest.raises(ValueError, match="'.*bare.onnx' is not an ONNX file exported by sk_anim"):
         predict_onnx(tmp_path / "bare.onnx", [np.zeros((8, 8, 3), np.uint8)])
-    for key, value in [("resize", '"zoom"'), ("input_size", "[32, 0]"), ("crop_pct", "1.5")]:
+    for key, value in [
+        ("resize", '"zoom"'), ("input_size", "[32, 0]"), ("input_size", "[32, 4097]"),
+        ("crop_pct", "1.5"),
+    ]:  # fmt: skip
         del graph.metadata_props[:]
         for k, v in {**props, key: value}.items():
             graph.metadata_props.add(key=k, value=v)
