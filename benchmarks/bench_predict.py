@@ -88,7 +88,7 @@ def feature_engines(backbone, weights, decoded, repeat):
     on_torch = PretrainedFeatures(backbone, weights=str(weights), engine="torch").fit()
     on_onnx = PretrainedFeatures(backbone, weights=str(weights), engine="onnxruntime").fit()
     start = time.perf_counter()
-    b = on_onnx.transform(decoded[:1])  # exports the body, once per process
+    on_onnx.transform(decoded[:1])  # exports the body, once per process
     t_export = time.perf_counter() - start
     a, b = on_torch.transform(decoded), on_onnx.transform(decoded)
     gap = float(np.abs(a - b).max() / np.abs(a).max())

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 
 from . import _timm
+from ._text import first_line
 
 __all__ = [
     "BACKBONES",
@@ -467,7 +468,7 @@ def load_backbone(backbone, weights="DEFAULT"):
                 state = torch.load(weights, map_location="cpu", weights_only=True)
                 model.load_state_dict(state.get("state_dict", state))
             except Exception as exc:
-                reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+                reason = first_line(exc)
                 raise ValueError(
                     f"{weights!r} is not a state dict of torchvision's {backbone}: {reason}"
                 ) from None

@@ -16,6 +16,7 @@ from torch import nn
 
 from ._featurecache import body_key
 from ._tensors import to_network_input
+from ._text import first_line
 from ._training import eager
 from .deploy import INPUT, OUTPUT, import_optional
 
@@ -62,7 +63,7 @@ def _trace(module, size):
                 do_constant_folding=True,
             )
     except Exception as exc:  # noqa: BLE001 - the exporter's own reason, in one line
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = first_line(exc)
         raise ValueError(f"cannot export {type(module.network).__name__}: {reason}") from exc
     return buffer.getvalue()
 

@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 
 from ._base import ImageClassifier
 from ._featurecache import costed
+from ._text import first_line
 from .preprocessing import ImageLoader, split_loader
 from .report import OVERLAY_CORRECT, OVERLAY_MISTAKES, _most_confident
 from .results import ApproachResult, LabelAudit, Overlays
@@ -337,7 +338,7 @@ def _onnx_predict_ms(name, pipeline, images, say):
     try:  # an informative column: nothing that fails here stops the run
         graph = OnnxClassifier(onnx_bytes(pipeline)).fit()
     except Exception as exc:  # noqa: BLE001 - said in one line; the scores stand
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = first_line(exc)
         say(f"no ONNX predict time for {name}: {reason}")
         return None
     graph.predict_proba(images[:1])

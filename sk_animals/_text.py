@@ -7,7 +7,7 @@ it keeps the exact names.
 
 import re
 
-__all__ = ["csv_cell", "markdown_text", "readable_text", "terminal_text"]
+__all__ = ["csv_cell", "first_line", "markdown_text", "readable_text", "terminal_text"]
 
 #: The first characters that make a spreadsheet read a cell as a formula (OWASP).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -17,6 +17,18 @@ _LIST_MARKER = re.compile(r"^([-+]|\d+)([.)]?)(?=\s|$)")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def first_line(exc):
+    r"""An exception's reason in one line: its message's first line, else its type's name.
+
+    Examples
+    --------
+    >>> from sk_animals._text import first_line
+    >>> first_line(ValueError("bad size\nTraceback details")), first_line(KeyError())
+    ('bad size', 'KeyError')
+    """
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def csv_cell(text):

@@ -46,6 +46,7 @@ from ._tensors import (
     state_tensors,
     to_network_input,
 )
+from ._text import first_line
 from ._training import eager
 
 __all__ = [
@@ -256,7 +257,7 @@ class TransferClassifier(ImageClassifier):
         except (RuntimeError, AssertionError) as exc:  # ViT asserts its exact size
             size = input_size(self.backbone, self.weights)
             problem = "are too small for" if min(h, w) < size else "do not fit"
-            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            reason = first_line(exc)
             raise ValueError(
                 f"images of {h}x{w} {problem} backbone={self.backbone!r} ({reason}); load "
                 f"them at its own size, ImageLoader(size={size})"
@@ -592,7 +593,7 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         except Exception as exc:  # noqa: BLE001 - "auto" stays on torch, whatever the reason
             if self.engine == "onnxruntime":
                 raise
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            reason = first_line(exc)
             warnings.warn(f"{reason}: {self.backbone}'s features run on torch", stacklevel=3)
             return "torch", None
 
