@@ -280,13 +280,13 @@ def _compare_in(args, out):
         option = _OPTIONS.get(exc.parameter)
         raise UsageError(f"{option}: {exc}" if option else str(exc)) from None
     except KeyboardInterrupt:
-        kept = "nothing"
+        kept = "no approach had finished"
         if saved:
             kept = f"the finished {', '.join(saved)} results are in {out}"
         if store.has_units():
-            kept += "; run the same command with --resume to go on"
+            kept += "; the finished folds and fits are kept: run the same command with --resume"
         raise Interrupted(
-            f"interrupted: no result of the run in progress was saved; {kept}"
+            f"interrupted: nothing of the approach in progress was reported; {kept}"
         ) from None
     finally:
         if not store.has_units():  # nothing finished: nothing to resume
