@@ -14,11 +14,11 @@ __all__ = ["RECOMMENDED", "PaperCNN", "ResidualCNN", "ScratchCNNClassifier"]
 
 #: The recommended preset: what the same budget (10 epochs, 1500 images per class,
 #: 100x100) can do. A compact residual network (:class:`~sk_animals.scratch.ResidualCNN`),
-#: channels-last on a CPU and where it trains in half precision on a GPU (on 2 CPU
-#: cores it trains 1.31x faster channels-last), a one-cycle schedule peaking at lr 0.1
-#: with Nesterov momentum, weight decay 5e-4, label smoothing 0.1, random flips and
-#: shifts of up to 10%, and test-time flips. The training settings alone also lift the
-#: paper's network. See ``benchmarks/bench_scratch_cifar.py`` for the measurement.
+#: channels-last where it trains in half precision on a GPU (NCHW on a CPU: see
+#: ``channels_last``), a one-cycle schedule peaking at lr 0.1 with Nesterov momentum,
+#: weight decay 5e-4, label smoothing 0.1, random flips and shifts of up to 10%, and
+#: test-time flips. The training settings alone also lift the paper's network. See
+#: ``benchmarks/bench_scratch_cifar.py`` for the measurement.
 RECOMMENDED = {
     "module": ResidualCNN,
     "width": 32,
