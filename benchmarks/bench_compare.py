@@ -26,11 +26,20 @@ HERE = Path(__file__).resolve().parents[1]
 
 
 def run(checkout, data, out):
-    """Seconds of one ``sk-animals compare`` run with the package of ``checkout``."""
+    """Seconds of one ``sk-animals compare`` run with the package of ``checkout``.
+
+    The process starts in ``checkout``: ``python -m`` puts the working directory ahead of
+    ``PYTHONPATH``, so started anywhere else it could import another checkout's package
+    (it did: this script once timed this checkout twice). Which package ran is checked.
+    """
     env = {**os.environ, "PYTHONPATH": str(checkout), "HF_HUB_OFFLINE": "1"}
+    where = [sys.executable, "-c", "import sk_animals; print(sk_animals.__file__)"]
+    imported = subprocess.run(where, env=env, cwd=checkout, capture_output=True, text=True)
+    if not Path(imported.stdout.strip()).resolve().is_relative_to(Path(checkout).resolve()):
+        raise SystemExit(f"{checkout}: python imports sk_animals from {imported.stdout.strip()}")
     command = [sys.executable, "-m", "sk_animals", "compare", str(data), "--out", str(out)]
     start = time.perf_counter()
-    subprocess.run([*command, "--quiet"], env=env, check=True)
+    subprocess.run([*command, "--quiet"], env=env, cwd=checkout, check=True)
     seconds = time.perf_counter() - start
     metrics = json.loads((out / "metrics.json").read_text())
     accuracy = {a["name"]: round(a["test_accuracy"], 3) for a in metrics["approaches"]}
@@ -47,7 +56,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             for name, checkout in (("baseline", args.baseline), ("this", HERE)):
-                seconds, accuracy, verdict = run(checkout, data, Path(tmp) / f"{name}{r}")
+                out = Path(tmp) / f"{name}{r}"
+                seconds, accuracy, verdict = run(checkout.resolve(), data.resolve(), out)
                 times[name].append(seconds)
                 print(f"{name}: {seconds:.0f} s, test accuracy {accuracy}")
                 for sentence in verdict:
