@@ -398,12 +398,13 @@ def _png(draw, name, shown):
 
 
 _STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:0 16px;"
+    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:auto;padding:0 16px;"
     "line-height:1.45;color:#222}"
     ".verdict{font-size:1.15em;background:#f3f6fa;border-left:4px solid #3465a4;"
     "padding:10px 14px}"
-    ".scroll{overflow-x:auto}table{border-collapse:collapse;margin:8px 0}"
-    "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f6f6f6}"
+    # the comparison table's 13 columns fit a 1280-px window without scrolling sideways
+    ".scroll{overflow-x:auto}table{border-collapse:collapse;margin:8px 0;font-size:.9em}"
+    "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#f6f6f6}"
     "img{max-width:100%;height:auto;display:block;margin:8px 0}"
     "p,li{overflow-wrap:anywhere}"  # long file paths wrap instead of widening the page
 )

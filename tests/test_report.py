@@ -255,13 +255,16 @@ def test_report_in_a_real_browser(compared, tmp_path):
             overflow = page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
+            table = page.evaluate(  # the comparison table, with every column in view
+                "(s => s.scrollWidth - s.clientWidth)(document.querySelector('.scroll'))"
+            )
             first = page.evaluate("document.querySelector('h1').nextElementSibling.className")
             page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
         finally:
             browser.close()
     assert len(images) >= 8 and all(done and natural > 0 for done, natural, _ in images)
     assert all(0 < width <= 1280 for _, _, width in images)
-    assert overflow <= 0 and first == "verdict"
+    assert overflow <= 0 and table <= 0 and first == "verdict"
     assert len(overlays) == 2  # both approaches' mistakes beside their maps, shown
     assert all(done and w == 960 and h > 0 and 0 < shown <= 1280 for done, w, h, shown in overlays)
     assert np.asarray(Image.open(tmp_path / "report.png")).std() > 10  # something rendered
