@@ -119,6 +119,7 @@ def test_approaches_are_checked_early_and_keep_their_order(tmp_path, capsys):
     assert _approach_list("probe, scratch") == ("scratch", "probe")
 
 
+@pytest.mark.slow  # a whole command or a large file: the slow lane
 def test_predict_matches_in_process(compared):
     data, out, _ = compared
     images = sorted(str(p) for p in data.rglob("*.png"))[:4]
@@ -186,6 +187,7 @@ def test_help_explains_options():
         assert option in proc.stdout
 
 
+@pytest.mark.slow  # a whole command or worker processes: the slow lane
 def test_tune_command_shares_a_study_file(tmp_path, capsys):
     pytest.importorskip("optuna")
     X, y = make_image_dataset(n_samples=48, n_classes=2, size=32, random_state=0)

@@ -238,6 +238,7 @@ def _numbers(result):
     )
 
 
+@pytest.mark.slow  # a whole command or worker processes: the slow lane
 def test_folds_and_budgets_on_a_dask_cluster_match_a_serial_run(folder):
     distributed = pytest.importorskip(
         "distributed", reason="no dask.distributed: pip install sk-animals[dask]"

@@ -90,6 +90,7 @@ def _wait_for(path, proc, cwd, timeout=300):
         time.sleep(0.2)
 
 
+@pytest.mark.slow  # a whole command or worker processes: the slow lane
 def test_sigint_during_compare_keeps_finished_work_and_exits_130(tmp_path):
     X, y = make_image_dataset(n_samples=60, n_classes=3, size=32, random_state=0)
     data = save_image_folder(X, y, tmp_path / "data")
@@ -118,6 +119,7 @@ def test_sigint_during_compare_keeps_finished_work_and_exits_130(tmp_path):
     assert "| transfer |" not in (out / "report.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # a whole command or worker processes: the slow lane
 def test_sigint_during_tune_exits_130_and_fails_only_the_running_trial(tmp_path):
     optuna = pytest.importorskip("optuna")
     X, y = make_image_dataset(n_samples=48, n_classes=2, size=32, random_state=0)
@@ -177,6 +179,7 @@ def _without_timings(value):
     return value
 
 
+@pytest.mark.slow  # a whole command or worker processes: the slow lane
 def test_a_killed_compare_resumes_and_gives_the_same_metrics(tmp_path):
     X, y = make_image_dataset(n_samples=48, n_classes=3, size=32, random_state=0)
     data = save_image_folder(X, y, tmp_path / "data")

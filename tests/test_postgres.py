@@ -96,6 +96,7 @@ def test_both_url_forms_reach_the_server(postgres_url, driver):
     assert [t.state for t in again.trials] == [TrialState.COMPLETE] * 2
 
 
+@pytest.mark.slow  # a whole command or worker processes: the slow lane
 def test_two_tune_workers_share_one_postgres_study(postgres_url, tmp_path):
     X, y = make_image_dataset(n_samples=48, n_classes=2, size=32, random_state=0)
     data = save_image_folder(X, y, tmp_path / "data")

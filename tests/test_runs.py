@@ -156,6 +156,7 @@ def test_the_forecast_answers_for_any_budget_curve(shape):
     assert crossover is None or np.isfinite(crossover.per_class)
 
 
+@pytest.mark.slow  # a whole command or worker processes: the slow lane
 def test_the_demo_interrupted_then_resumed_finishes(tmp_path, monkeypatch, capsys):
     """Ctrl-C in the second approach, then --resume: the demo's images are in the run's
     folder, so the restored approach's files are still there when the report draws them."""

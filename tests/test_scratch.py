@@ -485,6 +485,7 @@ def test_batch_values_are_read_back_once_per_epoch(shapes, monkeypatch):
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's smaps")
+@pytest.mark.slow  # a whole command or a large file: the slow lane
 def test_a_memory_mapped_data_set_does_not_stay_resident(shapes, tmp_path, monkeypatch):
     monkeypatch.setattr(MappedPages, "LARGER_THAN", 0)  # as if larger than memory
     X, y = shapes

@@ -206,6 +206,7 @@ def test_a_flat_curve_forecasts_flat_and_noisy_points_widen_the_interval():
     assert width[1] > width[0]
 
 
+@pytest.mark.slow  # a whole command or worker processes: the slow lane
 def test_forecast_records_the_grid_backtest_target_and_crossover():
     scratch = _points("scratch", BUDGETS, learning_curve(BUDGETS, 0.97, 2.0, 0.5))
     transfer = _points("transfer", BUDGETS, learning_curve(BUDGETS, 0.93, 0.3, 0.5))

@@ -131,7 +131,7 @@ def test_pipeline_search_and_optuna_search_cv(shapes):
     assert rand.best_score_ >= 0
 
 
-@pytest.mark.parametrize("approach", ["scratch", "transfer"])
+@pytest.mark.parametrize("approach", ["scratch", pytest.param("transfer", marks=pytest.mark.slow)])
 def test_tune_demo_builds_the_approach_as_compare_does(approach, tmp_path, monkeypatch, capsys):
     import sk_animals.tuning
     from sk_animals._backbones import loader_settings
@@ -284,6 +284,7 @@ def _assert_failed_and_retried(study, lost, n_trials):
     assert counts["complete"] + counts["pruned"] + counts["fail"] == n_trials + 1  # + the lost one
 
 
+@pytest.mark.slow  # a whole command or worker processes: the slow lane
 def test_a_killed_workers_trial_is_failed_and_retried(tmp_path):
     url = _url(tmp_path, "journal")  # Optuna has no heartbeats for journals
     worker = _worker(tmp_path, url, 2, 400)  # long trials, to be killed in one
