@@ -6,7 +6,7 @@ set), once with this checkout and once with an earlier release's checkout (``--b
 e.g. made with ``git worktree add /tmp/release df7d590``), in turn, as separate processes
 with the same arguments and threads. Figures: wall time of each, and each approach's test
 accuracy and the verdicts from both ``metrics.json``. Target: at least 2x faster, the same
-verdicts. About 10 minutes on 2 cores. Run:
+verdicts. About 5 minutes a repeat on 2 cores. Run:
 
     python benchmarks/bench_compare.py --baseline /tmp/release [--repeats 1]
 """

@@ -22,6 +22,7 @@ from ._text import first_line
 
 __all__ = [
     "BACKBONES",
+    "CHANNELS_LAST_FAMILIES",
     "Backbone",
     "BackboneRow",
     "WeightsSource",
@@ -38,6 +39,15 @@ __all__ = [
     "weights_normalization",
     "weights_source",
 ]
+
+
+#: The torchvision families that train channels-last on a CPU when ``channels_last="auto"``
+#: (the prefixes of their names): measured faster that way on 2 cores (squeezenet1_1
+#: 1.30x, resnet18 1.25x, AlexNet 1.15x a fit, ``benchmarks/bench_layout.py``), and made
+#: of plain convolutions, batch norm and pooling. Not timm's backbones, nor the
+#: torchvision families with other layers: a timm model crashed in oneDNN while
+#: training channels-last on the CPU.
+CHANNELS_LAST_FAMILIES = ("alexnet", "squeezenet", "resnet")
 
 
 @dataclass(frozen=True)

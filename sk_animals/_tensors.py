@@ -166,8 +166,8 @@ def inference_order(module, device):
 
 def to_network_input(x, mean, std, device, channels_last=False):
     """A uint8 (or [0, 1] float) NHWC batch to a normalised float NCHW tensor on ``device``,
-    contiguous in NCHW order, or in channels-last order with ``channels_last``
-    (``infer`` lays out the batches of a channels-last network after augmenting them).
+    contiguous in NCHW order, or in channels-last order with ``channels_last`` (the
+    uint8 batch's own order: one conversion, no transpose).
 
     The batch travels to the device as uint8 (a quarter of float32's bytes), without
     waiting, and is converted there. ``mean`` and ``std`` are per-channel, in [0, 1]

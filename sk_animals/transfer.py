@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted, check_memory
 
 from ._backbones import (
     BACKBONES,
+    CHANNELS_LAST_FAMILIES,
     backbone_table,
     input_size,
     list_backbones,
@@ -235,6 +236,10 @@ class TransferClassifier(ImageClassifier):
 
     def _normalization(self, X):
         return weights_normalization(self.backbone, self.weights)
+
+    @property
+    def _channels_last_on_cpu(self):
+        return isinstance(self.backbone, str) and self.backbone.startswith(CHANNELS_LAST_FAMILIES)
 
     def _module_kwargs(self):
         return {

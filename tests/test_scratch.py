@@ -427,12 +427,12 @@ def test_channels_last_weights_train_alike(shapes):
 
 def test_channels_last_auto_is_channels_last_for_half_precision_on_cuda(shapes):
     X, y = shapes
-    auto = tiny(max_epochs=1, channels_last="auto").fit(X, y)  # fp32 on the CPU: NCHW
+    auto = tiny(max_epochs=1).fit(X, y)  # "auto" by default; fp32 on the CPU: NCHW
     assert auto.module_.blocks[0][0].weight.is_contiguous()
     assert not auto._channels_last()
     for precision, device, expected in [
         ("bf16", "cuda", True), ("fp16", "cuda", True), ("fp32", "cuda", False),
-        ("bf16", "cpu", False),
+        ("bf16", "cpu", False), ("fp32", "cpu", False),
     ]:  # fmt: skip
         clf = tiny(channels_last="auto", precision=precision, device=device)
         assert clf._channels_last() is expected

@@ -225,6 +225,44 @@ def test_shared_squeezenet_weights_really_transfer(shared, tmp_path, monkeypatch
     assert (top < 398).float().mean() > 0.8, [categories[i] for i in top]
 
 
+@pytest.mark.parametrize(
+    "backbone, expected",
+    [("squeezenet1_1", True), ("resnet18", True), ("alexnet", True), ("mobilenet_v3_small", False),
+     ("timm/tf_efficientnet_lite0", False)],
+)  # fmt: skip
+def test_channels_last_auto_on_the_cpu_follows_the_backbone(backbone, expected):
+    clf = TransferClassifier(backbone, weights=None, device="cpu")
+    assert clf.channels_last == "auto" and clf._channels_last() is expected
+    assert not clf.set_params(channels_last=False)._channels_last()
+
+
+def test_a_torchvision_backbone_trains_channels_last_by_default_and_as_nchw_does(shapes):
+    """resnet18: no dropout, whose masks are drawn in memory order (so a squeezenet1_1 fit
+    draws other masks channels-last than in NCHW for the same seed)."""
+    X, y = shapes
+    X = ImageLoader(size=64).transform(X[:32])
+    fits = {
+        order: TransferClassifier(
+            "resnet18",
+            weights=None,
+            max_epochs=2,
+            batch_size=16,
+            channels_last=order,
+            verbose=0,
+            random_state=0,
+        ).fit(X, y[:32])
+        for order in ("auto", False)
+    }
+    for order, clf in fits.items():
+        weight = clf.module_.model.conv1.weight
+        assert weight.is_contiguous(memory_format=torch.channels_last) is (order == "auto")
+        assert weight.is_contiguous() is (order is False)
+    losses = [clf.history[:, "train_loss"] for clf in fits.values()]
+    np.testing.assert_allclose(*losses, rtol=1e-3)  # float noise, grown over the steps
+    probabilities = [clf.predict_proba(X) for clf in fits.values()]
+    np.testing.assert_allclose(*probabilities, atol=1e-3)
+
+
 def test_optimizer_defaults_follow_the_optimizer(shapes):
     X, y = shapes
     sgd = small(max_epochs=0).fit(X[:4], y[:4]).optimizer_
