@@ -140,7 +140,8 @@ def inference_order(module, device):
     For a backbone's features computed without gradients (the probe's, the label audit's,
     a frozen body's), oneDNN's CPU convolutions are faster channels-last: 1.39x for
     EfficientNet-Lite0 and 2.14x for squeezenet1_1 at 224 px (``bench_layout.py``, idle
-    machine), as training is. The weights are laid out channels-last for the
+    machine; training them channels-last is faster too, but not safe for every network:
+    see ``channels_last``). The weights are laid out channels-last for the
     block and put back in their order after it (the same parameter objects, so an
     optimizer holding them is unaffected). Yields whether the batches should be
     channels-last too (``to_network_input(..., channels_last=...)``): a network and its
