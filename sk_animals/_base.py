@@ -8,6 +8,7 @@ that draw the paper's curves. Tensor code lives in ``_tensors``, callbacks in
 :class:`sk_animals.ImageClassifier`.
 """
 
+import inspect
 import warnings
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -43,6 +44,7 @@ from ._tensors import (
     check_images,
     check_module_state,
     flush_denormals,
+    is_channels_last,
     load_module_state,
     resolve_device,
     state_tensors,
@@ -93,7 +95,8 @@ SHARED_PARAMETERS = """\
         or fp16 on a CUDA device, and on a CPU for torchvision's AlexNet, SqueezeNet and
         ResNet backbones (squeezenet1_1 fits 1.30x, resnet18 1.25x, AlexNet 1.15x faster
         on 2 cores); the default NCHW order elsewhere: the scratch networks on a CPU (a
-        wash there), timm's backbones (a sampled timm model crashed in oneDNN while
+        wash for the paper's; the residual network's measurements disagreed between
+        runs), timm's backbones (a sampled timm model crashed in oneDNN while
         training channels-last) and other torchvision families. See :doc:`/performance`.
     compile : bool, default=False
         Compile the network with ``torch.compile`` (skorch's parameter; ``compile__mode``,
@@ -282,6 +285,16 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
         return params
 
     def __setstate__(self, state):
+        # a pickle of an earlier release lacks the parameters added since: they get their
+        # defaults, except channels_last: False, the order that release trained in
+        for cls in type(self).__mro__[:-1]:  # ours and skorch's (compile...), not object's
+            if "__init__" in vars(cls):
+                for name, p in inspect.signature(cls.__init__).parameters.items():
+                    if p.default is not p.empty:
+                        state.setdefault(name, False if name == "channels_last" else p.default)
+        if state.get("initialized_"):  # initialised before ``initialize`` set these
+            state.setdefault("precision_", state["precision"])
+            state.setdefault("grad_scaler_", None)
         requested = state["device"]
         state["device"] = resolve_device(requested)  # where skorch maps the tensors
         super().__setstate__(state)
@@ -520,7 +533,7 @@ class ImageClassifier(TrainingMixin, NeuralNetClassifier):
 
     def infer(self, x, **fit_params):
         """Move a uint8 NHWC batch to the device, convert, augment, normalise, forward."""
-        order = self._channels_last()
+        order = is_channels_last(self.module_)  # as the weights are, whatever set them
         x = to_network_input(x, *self._on_device(self.device), self.device, channels_last=order)
         training = self.module_.training
         if training:

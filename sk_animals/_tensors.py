@@ -133,6 +133,20 @@ def channel_stats(X, chunk=64, max_images=2048):
     return mean, np.maximum(std, 1e-3)
 
 
+def is_channels_last(module):
+    """Whether ``module``'s weights are laid out channels-last (judged by its first 4-d
+    weight), so that its batches must be too: a network and its input in different
+    orders is the mix oneDNN's convolution backward crashed on. Read from the weights, not
+    from a setting, so that it holds after a model is loaded elsewhere or its
+    ``channels_last`` is set again after fitting."""
+    weight = next((p for p in module.parameters() if p.ndim == 4), None)
+    return (
+        weight is not None
+        and not weight.is_contiguous()
+        and weight.is_contiguous(memory_format=torch.channels_last)
+    )
+
+
 @contextmanager
 def inference_order(module, device):
     """Run the frozen ``module`` channels-last inside the block when ``device`` is a CPU.
@@ -147,15 +161,10 @@ def inference_order(module, device):
     channels-last too (``to_network_input(..., channels_last=...)``): a network and its
     input in different orders is the mix oneDNN crashed on.
     """
-    weight = next((p for p in module.parameters() if p.ndim == 4), None)
-    if weight is None or torch.device(device).type != "cpu":
-        yield False
+    if torch.device(device).type != "cpu" or not any(p.ndim == 4 for p in module.parameters()):
+        yield is_channels_last(module)
         return
-    before = (
-        torch.channels_last
-        if weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
-        else torch.contiguous_format
-    )
+    before = torch.channels_last if is_channels_last(module) else torch.contiguous_format
     with torch.inference_mode(False):  # weights made in inference mode could not train
         module.to(memory_format=torch.channels_last)
     try:

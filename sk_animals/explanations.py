@@ -186,6 +186,8 @@ def _maps(net, size, channels):
     """
     import torch
 
+    from ._tensors import is_channels_last
+
     modules = dict(net.module.named_modules())
     shapes = {}
 
@@ -197,9 +199,10 @@ def _maps(net, size, channels):
 
     hooks = [modules[name].register_forward_hook(record(name)) for name in channels]
     device = next(net.module.parameters()).device
+    order = torch.channels_last if is_channels_last(net.module) else torch.contiguous_format
     try:
         with torch.no_grad(), _prepared(net.module):
-            net.module(torch.zeros(1, 3, *size, device=device))
+            net.module(torch.zeros(1, 3, *size, device=device).contiguous(memory_format=order))
     finally:
         for hook in hooks:
             hook.remove()
@@ -500,7 +503,7 @@ def explain(model, X, target=None, *, method=DEFAULT_METHOD, layers="auto", batc
     cam_library = _cam_library()  # before any work: say what to install
     import numpy as np
 
-    from ._tensors import to_network_input
+    from ._tensors import is_channels_last, to_network_input
     from .preprocessing import split_loader
 
     if method not in METHODS:
@@ -525,8 +528,10 @@ def explain(model, X, target=None, *, method=DEFAULT_METHOD, layers="auto", batc
                 reshape_transform=_ToMaps(chosen),
             )
             try:
+                order = is_channels_last(net.module)  # the backward runs in one order
                 for i in range(0, len(images), batch_size):
-                    x = to_network_input(images[i : i + batch_size], net.mean, net.std, net.device)
+                    batch = images[i : i + batch_size]
+                    x = to_network_input(batch, net.mean, net.std, net.device, order)
                     wanted = [ClassifierOutputTarget(int(k)) for k in targets[i : i + batch_size]]
                     maps.append(cam(x.requires_grad_(True), wanted))
             finally:

@@ -226,10 +226,6 @@ class TransferClassifier(ImageClassifier):
         "batch_norm": [StrOptions({"train", "frozen"})],
     }
 
-    def __setstate__(self, state):
-        state.setdefault("batch_norm", "train")  # pickled before batch_norm existed
-        super().__setstate__(state)
-
     def _check_params(self):
         super()._check_params()
         resolve_weights(self.backbone, self.weights)  # a bad name or a missing file, now

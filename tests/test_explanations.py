@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -142,6 +143,24 @@ def test_every_family_gives_maps_and_overlays(family, images):
     modes = [m.training for m in network.train().modules()]  # in training mode, as in fit
     explain(model, X[:1], target=y[0])  # (predict, for the predicted class, sets eval mode)
     assert [m.training for m in network.modules()] == modes
+
+
+def test_a_channels_last_network_gets_channels_last_batches(images):
+    """squeezenet1_1 trains channels-last on the CPU by default: grad-cam's forward and
+    backward get batches in the same order (the mix of orders crashed oneDNN)."""
+    X, y = images
+    model = _torchvision(X, y)
+    stem = model.module_.model.features[0]
+    assert stem.weight.is_contiguous(memory_format=torch.channels_last)
+    orders = []
+    hook = stem.register_forward_pre_hook(
+        lambda m, args: orders.append(args[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    try:
+        explain(model, X[:3])
+    finally:
+        hook.remove()
+    assert orders and all(orders)
 
 
 def test_overlay_is_the_image_size_whatever_the_map():

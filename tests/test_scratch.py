@@ -242,6 +242,24 @@ def test_joblib_round_trip(image_folder, tmp_path):
     assert loaded[-1].get_params()["device"] == "auto"
 
 
+def test_a_pickle_from_before_later_parameters_loads_predicts_and_trains(shapes):
+    """A fitted model pickled by a release without tta, channels_last, compile,
+    validation_frequency and precision_ (c3f9336^; checked by hand with such a file)
+    gets their defaults (channels_last: False, the order it trained in)."""
+    X, y = shapes
+    clf = tiny(max_epochs=1).fit(X, y)
+    state = clf.__getstate__()
+    later = ("tta", "channels_last", "compile", "validation_frequency", "precision_")
+    for name in (*later, "grad_scaler_"):
+        del state[name]
+    old = ScratchCNNClassifier.__new__(ScratchCNNClassifier)
+    old.__setstate__(state)
+    assert (old.tta, old.channels_last, old.compile) == (False, False, False)
+    assert old.precision_ == "fp32"
+    np.testing.assert_allclose(old.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    assert old.partial_fit(X, y).get_params()["validation_frequency"] is None
+
+
 def test_net_saved_for_cuda_loads_on_cpu(shapes):
     X, y = shapes
     clf = tiny(device="cpu").fit(X, y)
