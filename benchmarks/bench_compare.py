@@ -35,8 +35,9 @@ def run(checkout, data, out):
     env = {**os.environ, "PYTHONPATH": str(checkout), "HF_HUB_OFFLINE": "1"}
     where = [sys.executable, "-c", "import sk_animals; print(sk_animals.__file__)"]
     imported = subprocess.run(where, env=env, cwd=checkout, capture_output=True, text=True)
-    if not Path(imported.stdout.strip()).resolve().is_relative_to(Path(checkout).resolve()):
-        raise SystemExit(f"{checkout}: python imports sk_animals from {imported.stdout.strip()}")
+    found = imported.stdout.strip()
+    if imported.returncode or not found or not Path(found).resolve().is_relative_to(checkout):
+        raise SystemExit(f"{checkout}: sk_animals imported from {found!r} {imported.stderr}")
     command = [sys.executable, "-m", "sk_animals", "compare", str(data), "--out", str(out)]
     start = time.perf_counter()
     subprocess.run([*command, "--quiet"], env=env, cwd=checkout, check=True)

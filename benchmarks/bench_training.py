@@ -133,7 +133,7 @@ def versus_loop(
         bench="versus_loop",
         model=name,
         precision=precision,
-        channels_last=est.channels_last,
+        channels_last=est._channels_last(),
         device=device.type,
         images=len(X),
         epochs=epochs,

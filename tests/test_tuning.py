@@ -229,6 +229,7 @@ def _assert_no_repeats(study):
     assert evaluated and len(set(evaluated)) == len(evaluated)
 
 
+@pytest.mark.slow  # a whole command or worker processes: the slow lane
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_two_workers_share_one_study_without_repeats(tmp_path, kind):
     url = _url(tmp_path, kind)
