@@ -13,6 +13,7 @@ from ._backbones import (
     freezable_blocks,
     load_backbone,
 )
+from ._tensors import like_weights
 
 __all__ = ["PaperCNN", "ResidualCNN", "TransferNet"]
 
@@ -421,7 +422,7 @@ class TransferNet(nn.Module):
         try:
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(0)
-                x = torch.rand(2, 3, *image_size, device=device)
+                x = like_weights(torch.rand(2, 3, *image_size, device=device), self)
                 out = self.eval()(x)
                 torch.manual_seed(1)
                 self.train()(x)

@@ -147,6 +147,13 @@ def is_channels_last(module):
     )
 
 
+def like_weights(x, module):
+    """``x`` laid out in the memory order of ``module``'s weights (:func:`is_channels_last`),
+    for the blank or random batches that probe a network's shapes."""
+    order = torch.channels_last if is_channels_last(module) else torch.contiguous_format
+    return x.contiguous(memory_format=order)
+
+
 @contextmanager
 def inference_order(module, device):
     """Run the frozen ``module`` channels-last inside the block when ``device`` is a CPU.

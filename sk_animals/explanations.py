@@ -186,7 +186,7 @@ def _maps(net, size, channels):
     """
     import torch
 
-    from ._tensors import is_channels_last
+    from ._tensors import like_weights
 
     modules = dict(net.module.named_modules())
     shapes = {}
@@ -199,10 +199,9 @@ def _maps(net, size, channels):
 
     hooks = [modules[name].register_forward_hook(record(name)) for name in channels]
     device = next(net.module.parameters()).device
-    order = torch.channels_last if is_channels_last(net.module) else torch.contiguous_format
     try:
         with torch.no_grad(), _prepared(net.module):
-            net.module(torch.zeros(1, 3, *size, device=device).contiguous(memory_format=order))
+            net.module(like_weights(torch.zeros(1, 3, *size, device=device), net.module))
     finally:
         for hook in hooks:
             hook.remove()

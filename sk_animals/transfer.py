@@ -41,6 +41,7 @@ from ._tensors import (
     flush_denormals,
     inference_batch_size,
     inference_order,
+    like_weights,
     load_module_state,
     random_flips,
     resolve_device,
@@ -252,6 +253,7 @@ class TransferClassifier(ImageClassifier):
         super().initialize_module()
         h, w = self.image_size_
         probe = torch.zeros(1, 3, h, w, device=next(self.module_.parameters()).device)
+        probe = like_weights(probe, self.module_)
         try:
             with torch.no_grad():
                 self.module_.eval()(probe)

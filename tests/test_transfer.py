@@ -287,6 +287,30 @@ def test_batches_follow_the_weights_order_whatever_the_setting_says_now(shapes, 
         assert orders and all(orders)
 
 
+def test_every_batch_of_a_channels_last_network_is_channels_last(shapes):
+    """The blank batch that checks the image size, the random one that checks a frozen
+    body, the features and the predictions: all in the order of the network's weights."""
+    X, y = shapes
+    X = ImageLoader(size=64).transform(X[:16])
+    orders = []
+
+    def record(module, args):
+        if isinstance(module, torch.nn.Conv2d) and module.in_channels == 3:
+            orders.append(args[0].is_contiguous(memory_format=torch.channels_last))
+
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(record)
+    try:
+        clf = TransferClassifier(
+            "resnet18", weights=None, device="cpu", freeze="body", max_epochs=1, verbose=0
+        ).fit(X, y[:16])
+        clf.predict(X)
+    finally:
+        hook.remove()
+    assert clf.module_.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert clf._feature_dropout_ is not None  # the frozen body was checked, then used
+    assert len(orders) >= 3 and all(orders), orders
+
+
 def test_optimizer_defaults_follow_the_optimizer(shapes):
     X, y = shapes
     sgd = small(max_epochs=0).fit(X[:4], y[:4]).optimizer_
