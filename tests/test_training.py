@@ -76,23 +76,6 @@ def test_a_compiled_fit_keeps_the_eager_network(images, compiled):
     np.testing.assert_allclose(clf.predict_proba(images[0]), eager.predict_proba(images[0]))
 
 
-@pytest.mark.slow
-def test_inductor_trains_as_the_eager_network_does(images, tmp_path, monkeypatch, compiled):
-    """With torch's real compiler (inductor, an empty cache), a fit without dropout takes
-    the eager fit's steps: only dropout's masks differ compiled (inductor draws its own
-    random numbers), which is why ``bench_compile.py``'s compiled accuracies differ."""
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
-    eager = scratch().set_params(max_epochs=2).fit(*images)
-    clf = scratch(compile=True).set_params(max_epochs=2).fit(*images)
-    assert type(clf.module_) is PaperCNN and any(tmp_path.iterdir())  # inductor compiled it
-    np.testing.assert_allclose(
-        clf.history[:, "train_loss"], eager.history[:, "train_loss"], rtol=1e-4
-    )
-    np.testing.assert_allclose(
-        clf.predict_proba(images[0]), eager.predict_proba(images[0]), atol=1e-4
-    )
-
-
 def test_saved_files_are_those_of_an_eager_model_and_load_eager(images, tmp_path):
     eager = scratch().fit(*images)
     clf = scratch(compile=True, compile__backend="eager").fit(*images)
